@@ -1,0 +1,28 @@
+//! roomd: a real-time WebSocket server for rooms, presence, WebRTC signaling
+//! and chat, speaking the wire protocols of five existing Node.js servers.
+//!
+//! The crate is split in three layers, imported one way:
+//!
+//! - [`protocol`]: pure parsing and encoding (each protocol's messages,
+//!   timestamps).
+//! - [`engine`]: the pure, IO-free state machine. It never reads a clock,
+//!   touches a socket or a file, or uses a global RNG.
+//! - `server`: all IO (the mio reactor, connections, the clock).
+//!
+//! # The run loop
+//!
+//! 1. Build an [`engine::Engine`] with an [`engine::EngineConfig`] and a seed.
+//! 2. For every event on a connection (opened, text, binary, pong, closed),
+//!    call [`engine::Engine::handle`] with the current wall-clock time in
+//!    milliseconds and the [`engine::Input`].
+//! 3. At least once a second call it with [`engine::Input::Tick`] so that
+//!    heartbeats and periodic work run.
+//! 4. After each call, drain [`engine::Engine::drain_outputs`] and carry out
+//!    every [`engine::Output`] (send a text frame, ping, close, terminate).
+//!
+//! Same seed and same inputs give the same outputs, byte for byte.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod engine;
+pub mod protocol;

@@ -1,0 +1,97 @@
+//! Pure parsing and encoding of the five wire protocols.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+pub mod timestamp;
+
+/// One of the wire protocols roomd speaks (see `PROTOCOLS.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Collaborative session sync (scratch-sync-server).
+    Scratch,
+    /// Two-peer WebRTC signaling (signaling-server).
+    Signal,
+    /// Online status (online-status-server).
+    Presence,
+    /// Broadcast chat (chat-service).
+    Chat,
+    /// Multi-user streaming rooms (streaming-room-server).
+    Stream,
+}
+
+impl Protocol {
+    /// Every protocol, in a fixed order (the order of [`Protocol::index`]).
+    pub const ALL: [Protocol; 5] = [
+        Protocol::Scratch,
+        Protocol::Signal,
+        Protocol::Presence,
+        Protocol::Chat,
+        Protocol::Stream,
+    ];
+
+    /// The protocol's name as used in routes, `/health` and `/metrics`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Scratch => "scratch",
+            Protocol::Signal => "signal",
+            Protocol::Presence => "presence",
+            Protocol::Chat => "chat",
+            Protocol::Stream => "stream",
+        }
+    }
+
+    /// A dense index in `0..5`, for per-protocol arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of parsing an unknown protocol name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProtocol(pub String);
+
+impl fmt::Display for UnknownProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown protocol {:?} (expected scratch, signal, presence, chat or stream)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownProtocol {}
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownProtocol(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>(), Ok(p));
+            assert_eq!(Protocol::ALL[p.index()], p);
+        }
+        assert!("Chat".parse::<Protocol>().is_err());
+    }
+}
