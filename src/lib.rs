@@ -25,4 +25,5 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod journal;
 pub mod protocol;
