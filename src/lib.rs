@@ -27,3 +27,4 @@
 pub mod engine;
 pub mod journal;
 pub mod protocol;
+pub mod replay;
