@@ -25,6 +25,8 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod protocol;
 pub mod replay;

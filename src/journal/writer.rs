@@ -76,6 +76,13 @@ impl<W: Write> JournalWriter<W> {
         }
     }
 
+    /// Flushes and returns the underlying writer (`None` if journaling
+    /// stopped after an error or the final flush fails).
+    pub fn into_inner(mut self) -> Option<W> {
+        self.flush();
+        self.out.take()?.into_inner().ok()
+    }
+
     fn write_line<T: serde::Serialize>(&mut self, value: &T) {
         // Encode into a reused buffer first, so that an encoding error can
         // never leave half a line in the journal.
