@@ -4,7 +4,22 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod chat;
+pub mod envelope;
+pub mod presence;
+pub mod scratch;
+pub mod signal;
+pub mod stream;
 pub mod timestamp;
+
+/// Serialises an outbound message. Our message types hold only strings,
+/// numbers, booleans and already-valid raw JSON, so this cannot fail.
+fn to_json<T: Serialize + ?Sized>(msg: &T) -> String {
+    serde_json::to_string(msg).unwrap_or_else(|e| {
+        log::error!("cannot serialise an outbound message: {e}");
+        String::from("{}")
+    })
+}
 
 /// One of the wire protocols roomd speaks (see `PROTOCOLS.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
