@@ -5,6 +5,9 @@ use super::EngineConfig;
 /// Thousandths of a token: one message costs [`COST`].
 const COST: u64 = 1000;
 
+/// Refusals at most this far apart belong to one run of excess.
+const RUN_GAP_MS: u64 = 1000;
+
 /// What to do with one inbound message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -23,8 +26,8 @@ pub(crate) struct TokenBucket {
     /// Available thousandths of a token.
     tokens: u64,
     last_ms: u64,
-    /// When the current run of refused messages began.
-    over_since: Option<u64>,
+    /// The current run of excess: `(first refusal, latest refusal)`.
+    run: Option<(u64, u64)>,
 }
 
 impl TokenBucket {
@@ -33,11 +36,15 @@ impl TokenBucket {
         TokenBucket {
             tokens: u64::from(config.rate_limit_burst) * COST,
             last_ms: now_ms,
-            over_since: None,
+            run: None,
         }
     }
 
-    /// Takes one message's token at `now_ms`.
+    /// Takes one message's token at `now_ms`. A refusal continues the
+    /// current run of excess if the previous refusal was at most
+    /// [`RUN_GAP_MS`] earlier (messages allowed in between do not end it,
+    /// so a flood far above the rate is closed); a run lasting
+    /// `rate_limit_close_after_ms` closes the connection.
     pub fn admit(&mut self, config: &EngineConfig, now_ms: u64) -> Verdict {
         if config.rate_limit_per_sec == 0 {
             return Verdict::Allow;
@@ -49,10 +56,13 @@ impl TokenBucket {
         self.tokens = self.tokens.saturating_add(refill).min(capacity);
         if self.tokens >= COST {
             self.tokens -= COST;
-            self.over_since = None;
             return Verdict::Allow;
         }
-        let since = *self.over_since.get_or_insert(now_ms);
+        let since = match self.run {
+            Some((first, last)) if now_ms.saturating_sub(last) <= RUN_GAP_MS => first,
+            _ => now_ms,
+        };
+        self.run = Some((since, now_ms));
         if now_ms.saturating_sub(since) >= config.rate_limit_close_after_ms {
             Verdict::Close
         } else {
@@ -65,14 +75,18 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
-    #[test]
-    fn burst_then_rate_then_close() {
-        let config = EngineConfig {
-            rate_limit_per_sec: 10,
-            rate_limit_burst: 5,
-            rate_limit_close_after_ms: 1000,
+    fn config(rate: u32, burst: u32, close_after_ms: u64) -> EngineConfig {
+        EngineConfig {
+            rate_limit_per_sec: rate,
+            rate_limit_burst: burst,
+            rate_limit_close_after_ms: close_after_ms,
             ..EngineConfig::default()
-        };
+        }
+    }
+
+    #[test]
+    fn burst_then_rate() {
+        let config = config(10, 5, 10_000);
         let mut b = TokenBucket::new(&config, 0);
         for _ in 0..5 {
             assert_eq!(b.admit(&config, 0), Verdict::Allow);
@@ -81,39 +95,45 @@ mod tests {
         assert_eq!(b.admit(&config, 99), Verdict::Refuse);
         assert_eq!(b.admit(&config, 100), Verdict::Allow);
         assert_eq!(b.admit(&config, 100), Verdict::Refuse);
-        assert_eq!(b.admit(&config, 150), Verdict::Refuse);
         assert_eq!(b.admit(&config, 200), Verdict::Allow);
-        for t in 201..=1200 {
-            let v = b.admit(&config, t);
-            if t % 100 == 0 {
-                assert_eq!(v, Verdict::Allow, "{t}");
-            } else {
-                assert_eq!(v, Verdict::Refuse, "{t}");
-            }
+        // Idle long enough: a full burst again, never more.
+        for _ in 0..5 {
+            assert_eq!(b.admit(&config, 60_000), Verdict::Allow);
         }
-        // Refusals interleaved with allowed messages never close.
-        assert_eq!(b.admit(&config, 1201), Verdict::Refuse);
-        assert_eq!(b.admit(&config, 1299), Verdict::Refuse);
-        assert_eq!(b.admit(&config, 1300), Verdict::Allow);
+        assert_eq!(b.admit(&config, 60_000), Verdict::Refuse);
         let unlimited = EngineConfig {
             rate_limit_per_sec: 0,
             ..config
         };
-        assert_eq!(b.admit(&unlimited, 1300), Verdict::Allow);
+        assert_eq!(b.admit(&unlimited, 60_000), Verdict::Allow);
     }
 
     #[test]
-    fn sustained_excess_closes() {
-        let config = EngineConfig {
-            rate_limit_per_sec: 1,
-            rate_limit_burst: 1,
-            rate_limit_close_after_ms: 500,
-            ..EngineConfig::default()
-        };
+    fn a_flood_is_closed_even_with_some_messages_allowed() {
+        let config = config(10, 1, 1000);
+        let mut b = TokenBucket::new(&config, 0);
+        let mut verdicts = (0..=1001).map(|t| b.admit(&config, t));
+        assert_eq!(verdicts.next(), Some(Verdict::Allow));
+        let rest: Vec<Verdict> = verdicts.collect();
+        assert_eq!(rest.iter().filter(|v| **v == Verdict::Allow).count(), 10);
+        assert_eq!(rest.last(), Some(&Verdict::Close));
+        assert!(!rest[..rest.len() - 1].contains(&Verdict::Close));
+    }
+
+    #[test]
+    fn a_gap_between_refusals_ends_the_run() {
+        let config = config(1, 1, 1500);
         let mut b = TokenBucket::new(&config, 0);
         assert_eq!(b.admit(&config, 0), Verdict::Allow);
-        assert_eq!(b.admit(&config, 10), Verdict::Refuse);
-        assert_eq!(b.admit(&config, 509), Verdict::Refuse);
-        assert_eq!(b.admit(&config, 510), Verdict::Close);
+        assert_eq!(b.admit(&config, 1), Verdict::Refuse);
+        assert_eq!(b.admit(&config, 1000), Verdict::Allow);
+        assert_eq!(b.admit(&config, 1001), Verdict::Refuse);
+        assert_eq!(b.admit(&config, 2000), Verdict::Allow);
+        // 1,001 ms since the last refusal: a new run starts.
+        assert_eq!(b.admit(&config, 2002), Verdict::Refuse);
+        assert_eq!(b.admit(&config, 3001), Verdict::Allow);
+        assert_eq!(b.admit(&config, 3002), Verdict::Refuse);
+        assert_eq!(b.admit(&config, 3501), Verdict::Refuse);
+        assert_eq!(b.admit(&config, 3502), Verdict::Close);
     }
 }
