@@ -88,14 +88,19 @@ impl<'a> Cx<'a> {
     /// Sends `text` to every connection of `to`, sharing one allocation.
     pub fn broadcast(&mut self, to: impl IntoIterator<Item = ConnId>, text: String) {
         let text: Arc<str> = Arc::from(text);
-        let before = self.out.outputs.len();
-        self.out
-            .outputs
-            .extend(to.into_iter().map(|conn| Output::Send {
+        let to = to.into_iter();
+        let outputs = &mut self.out.outputs;
+        // Reserve once: member iterators know their upper bound.
+        let (low, high) = to.size_hint();
+        outputs.reserve(high.unwrap_or(low));
+        let before = outputs.len();
+        for conn in to {
+            outputs.push(Output::Send {
                 conn,
                 text: Arc::clone(&text),
-            }));
-        let sent = (self.out.outputs.len() - before) as u64;
+            });
+        }
+        let sent = (outputs.len() - before) as u64;
         let stats = self.stats();
         stats.messages_out += sent;
         stats.bytes_out += sent * text.len() as u64;
