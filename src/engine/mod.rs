@@ -2,6 +2,21 @@
 //!
 //! It takes `(now, Input)` and queues [`Output`]s; it never reads a clock,
 //! touches a socket or file, or uses a global RNG.
+//!
+//! Layout: this file holds the API (inputs, outputs, config, counters) and
+//! the dispatch of inputs; `route` gives each path its own protocol state
+//! (`scratch`, `signal`, `presence`, `chat`, `stream`, one module each);
+//! `outbox` queues outputs and counts them; `heartbeat` and `rate_limit`
+//! are the per-connection timers and token buckets; `ordered` is the
+//! insertion-ordered member map; `inspect` the read-only introspection.
+//!
+//! Engine-side closes: a binary message gets [`Output::Close`] 1003; a
+//! connection over the rate limit for `rate_limit_close_after_ms` gets
+//! 1008; a presence connection opened without a valid `userId` (which the
+//! reactor should have refused with `400`) gets 1008; an open on a path
+//! already serving another protocol gets 1011. A connection silent for a
+//! whole heartbeat interval after a ping gets [`Output::Terminate`]. In
+//! every case the engine has already removed it, and told its peers.
 
 use crate::protocol::Protocol;
 use heartbeat::{Due, Heartbeats, Liveness};

@@ -3,8 +3,8 @@
 
 use super::rng::Rng;
 use super::{ConnId, EngineConfig, Output, ProtocolStats, Stats};
-use crate::protocol::Protocol;
 use crate::protocol::timestamp::format_ts;
+use crate::protocol::{Encode, ErrorMessage, Protocol};
 use std::sync::Arc;
 
 /// Queued outputs, counters and the formatted-timestamp cache.
@@ -83,6 +83,12 @@ impl<'a> Cx<'a> {
     pub fn send_error(&mut self, conn: ConnId, text: String) {
         self.stats().errors_sent += 1;
         self.send(conn, text);
+    }
+
+    /// Sends `{"type":"error","message":M}`, the error message of
+    /// `scratch`, `signal` and `stream`.
+    pub fn error(&mut self, conn: ConnId, message: &str) {
+        self.send_error(conn, ErrorMessage { message }.encode());
     }
 
     /// Sends `text` to every connection of `to`, sharing one allocation.

@@ -3,6 +3,7 @@
 use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use crate::protocol::Encode;
 use crate::protocol::presence::{Command, Message, UserId, decode, user_id_from_query};
 use std::collections::{HashMap, HashSet};
 

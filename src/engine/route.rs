@@ -4,9 +4,9 @@ use super::ConnId;
 use super::chat::{self, ChatRoute};
 use super::outbox::Cx;
 use super::presence::{self, PresenceRoute};
-use super::scratch::{self, ScratchRoute};
-use super::signal::{self, SignalRoute};
-use super::stream::{self, StreamRoute};
+use super::scratch::ScratchRoute;
+use super::signal::SignalRoute;
+use super::stream::StreamRoute;
 use crate::protocol::Protocol;
 
 /// One protocol's state on one route.
@@ -84,11 +84,9 @@ impl Route {
     /// Sends the protocol's error message with `message`.
     pub fn send_error(&self, conn: ConnId, message: &str, cx: &mut Cx<'_>) {
         match self.protocol {
-            Protocol::Scratch => scratch::send_error(conn, message, cx),
-            Protocol::Signal => signal::send_error(conn, message, cx),
             Protocol::Presence => presence::send_error(conn, message, cx),
             Protocol::Chat => chat::send_error(conn, message, cx),
-            Protocol::Stream => stream::send_error(conn, message, cx),
+            Protocol::Scratch | Protocol::Signal | Protocol::Stream => cx.error(conn, message),
         }
     }
 

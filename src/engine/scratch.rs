@@ -3,6 +3,7 @@
 use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use crate::protocol::Encode;
 use crate::protocol::scratch::{Command, Message, decode};
 use std::collections::HashMap;
 
@@ -34,7 +35,7 @@ impl ScratchRoute {
             return;
         };
         match decode(text) {
-            Err(e) => send_error(conn, &e.to_string(), cx),
+            Err(e) => cx.error(conn, &e.to_string()),
             Ok(Command::Join { session_id }) => {
                 self.leave(conn, true, cx);
                 self.join(conn, &session_id, cx);
@@ -44,7 +45,7 @@ impl ScratchRoute {
                 changes,
             }) => {
                 if user.session.as_deref() != Some(&*session_id) {
-                    return send_error(conn, &format!("Not in session {session_id}"), cx);
+                    return cx.error(conn, &format!("Not in session {session_id}"));
                 }
                 let Some(members) = self.sessions.get(&*session_id) else {
                     return;
@@ -58,7 +59,7 @@ impl ScratchRoute {
             }
             Ok(Command::Leave) => {
                 if !self.leave(conn, true, cx) {
-                    send_error(conn, "Not in a session", cx);
+                    cx.error(conn, "Not in a session");
                 }
             }
         }
@@ -177,9 +178,4 @@ impl ScratchRoute {
         }
         Ok(())
     }
-}
-
-/// Sends this protocol's error message.
-pub(crate) fn send_error(conn: ConnId, message: &str, cx: &mut Cx<'_>) {
-    cx.send_error(conn, Message::Error { message }.encode());
 }

@@ -2,6 +2,7 @@
 
 use super::ConnId;
 use super::outbox::Cx;
+use crate::protocol::Encode;
 use crate::protocol::signal::{Command, Message, decode};
 use std::collections::HashMap;
 
@@ -49,13 +50,13 @@ impl SignalRoute {
             return;
         };
         match decode(text) {
-            Err(e) => send_error(conn, &e.to_string(), cx),
+            Err(e) => cx.error(conn, &e.to_string()),
             Ok(Command::CreateRoom) => {
                 if mine.len() >= cx.config.max_rooms_per_conn {
-                    return send_error(conn, "Room limit reached", cx);
+                    return cx.error(conn, "Room limit reached");
                 }
                 let Some(room_id) = fresh_id(&self.rooms, cx) else {
-                    return send_error(conn, "No room ID available", cx);
+                    return cx.error(conn, "No room ID available");
                 };
                 self.rooms.insert(
                     room_id.clone(),
@@ -71,10 +72,10 @@ impl SignalRoute {
             Ok(Command::JoinRoom { room_id }) => {
                 let room = match self.rooms.get_mut(&*room_id) {
                     Some(room) if room.guest.is_none() && room.host != conn => room,
-                    _ => return send_error(conn, "Room not found or full", cx),
+                    _ => return cx.error(conn, "Room not found or full"),
                 };
                 if mine.len() >= cx.config.max_rooms_per_conn {
-                    return send_error(conn, "Room limit reached", cx);
+                    return cx.error(conn, "Room limit reached");
                 }
                 room.guest = Some(conn);
                 mine.push(room_id.to_string());
@@ -82,10 +83,10 @@ impl SignalRoute {
                 cx.broadcast([room.host, conn], notice);
             }
             Ok(Command::Relay { room_id }) => match self.rooms.get(&*room_id) {
-                None => send_error(conn, "Room not found", cx),
+                None => cx.error(conn, "Room not found"),
                 Some(room) => match room.peer_of(conn) {
-                    None => send_error(conn, "Not a member of this room", cx),
-                    Some(None) => send_error(conn, "Peer not connected", cx),
+                    None => cx.error(conn, "Not a member of this room"),
+                    Some(None) => cx.error(conn, "Peer not connected"),
                     Some(Some(peer)) => cx.send(peer, text.to_owned()),
                 },
             },
@@ -170,9 +171,4 @@ fn fresh_id(rooms: &HashMap<String, Room>, cx: &mut Cx<'_>) -> Option<String> {
     (0..ID_ATTEMPTS)
         .map(|_| (100_000 + cx.rng.below(900_000)).to_string())
         .find(|id| !rooms.contains_key(id))
-}
-
-/// Sends this protocol's error message.
-pub(crate) fn send_error(conn: ConnId, message: &str, cx: &mut Cx<'_>) {
-    cx.send_error(conn, Message::Error { message }.encode());
 }

@@ -3,6 +3,7 @@
 use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use crate::protocol::Encode;
 use crate::protocol::stream::{Command, Message, Participant, decode};
 use std::collections::HashMap;
 
@@ -38,7 +39,7 @@ impl StreamRoute {
         }
         let cmd = match decode(text) {
             Ok(cmd) => cmd,
-            Err(e) => return send_error(conn, &e.to_string(), cx),
+            Err(e) => return cx.error(conn, &e.to_string()),
         };
         match cmd {
             Command::JoinRoom {
@@ -48,7 +49,7 @@ impl StreamRoute {
             } => self.join(conn, &room_id, &user_id, &user_name, cx),
             Command::LeaveRoom { room_id } => {
                 if !self.leave(conn, &room_id, cx) {
-                    send_error(conn, &format!("Not in room {room_id}"), cx);
+                    cx.error(conn, &format!("Not in room {room_id}"));
                 }
             }
             Command::SetStreaming {
@@ -108,10 +109,8 @@ impl StreamRoute {
     ) -> Option<&mut Room> {
         let mine = self.conns.get(&conn)?;
         match mine.iter().find(|(r, _)| r == room_id) {
-            None => send_error(conn, &format!("Not in room {room_id}"), cx),
-            Some((_, u)) if u != user_id => {
-                send_error(conn, "userId does not match this connection", cx)
-            }
+            None => cx.error(conn, &format!("Not in room {room_id}")),
+            Some((_, u)) if u != user_id => cx.error(conn, "userId does not match this connection"),
             Some(_) => return self.rooms.get_mut(room_id),
         }
         None
@@ -131,7 +130,7 @@ impl StreamRoute {
             return;
         };
         if mine.len() >= cx.config.max_rooms_per_conn {
-            return send_error(conn, "Room limit reached", cx);
+            return cx.error(conn, "Room limit reached");
         }
         mine.push((room_id.to_owned(), user_id.to_owned()));
         let room = self.rooms.entry(room_id.to_owned()).or_insert_with(|| {
@@ -162,7 +161,7 @@ impl StreamRoute {
                 if let Some(theirs) = self.conns.get_mut(&old) {
                     theirs.retain(|(r, _)| r != room_id);
                 }
-                send_error(old, "Replaced by a newer connection", cx);
+                cx.error(old, "Replaced by a newer connection");
             }
             None => {
                 let joined = room.get(user_id).map(|m| Participant {
@@ -288,9 +287,4 @@ fn participant<'a>((user_id, m): (&'a String, &'a Member)) -> Participant<'a> {
 
 fn others(room: &Room, conn: ConnId) -> impl Iterator<Item = ConnId> + '_ {
     room.values().map(|m| m.conn).filter(move |&c| c != conn)
-}
-
-/// Sends this protocol's error message.
-pub(crate) fn send_error(conn: ConnId, message: &str, cx: &mut Cx<'_>) {
-    cx.send_error(conn, Message::Error { message }.encode());
 }

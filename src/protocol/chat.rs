@@ -1,5 +1,6 @@
 //! `chat`: broadcast chat service (see PROTOCOLS.md).
 
+use super::Encode;
 use super::envelope::{Fields, ParseError};
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -87,19 +88,21 @@ pub fn welcome(ts: &str) -> String {
     let payload = Notice {
         message: "Connected to WebSocket server",
     };
-    super::to_json(&Message {
+    Message {
         ty: "system",
         payload,
         timestamp: ts,
-    })
+    }
+    .encode()
 }
 
 /// The reply to `ping`.
 pub fn pong(ts: &str) -> String {
-    super::to_json(&Pong {
+    Pong {
         ty: "pong",
         timestamp: ts,
-    })
+    }
+    .encode()
 }
 
 /// The reply to `auth`.
@@ -108,29 +111,32 @@ pub fn auth_ok(ts: &str) -> String {
         success: true,
         message: "Authenticated",
     };
-    super::to_json(&Message {
+    Message {
         ty: "auth",
         payload,
         timestamp: ts,
-    })
+    }
+    .encode()
 }
 
 /// A message with a verbatim payload (broadcast `chat` or an echo).
 pub fn with_payload(ty: &str, payload: Option<&RawValue>, ts: &str) -> String {
-    super::to_json(&Message {
+    Message {
         ty,
         payload,
         timestamp: ts,
-    })
+    }
+    .encode()
 }
 
 /// An error for the sender.
 pub fn error(message: &str, ts: &str) -> String {
-    super::to_json(&Message {
+    Message {
         ty: "error",
         payload: Notice { message },
         timestamp: ts,
-    })
+    }
+    .encode()
 }
 
 #[cfg(test)]

@@ -12,13 +12,30 @@ pub mod signal;
 pub mod stream;
 pub mod timestamp;
 
-/// Serialises an outbound message. Our message types hold only strings,
-/// numbers, booleans and already-valid raw JSON, so this cannot fail.
-fn to_json<T: Serialize + ?Sized>(msg: &T) -> String {
-    serde_json::to_string(msg).unwrap_or_else(|e| {
-        log::error!("cannot serialise an outbound message: {e}");
-        String::from("{}")
-    })
+/// Rendering of an outbound message as JSON text.
+pub trait Encode {
+    /// The JSON text of this message.
+    fn encode(&self) -> String;
+}
+
+impl<T: Serialize + ?Sized> Encode for T {
+    /// Our message types hold only strings, numbers, booleans and
+    /// already-valid raw JSON, so serialising cannot fail.
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            log::error!("cannot serialise an outbound message: {e}");
+            String::from("{}")
+        })
+    }
+}
+
+/// `{"type":"error","message":M}`: the error message of `scratch`,
+/// `signal` and `stream`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "error")]
+pub struct ErrorMessage<'a> {
+    /// What went wrong.
+    pub message: &'a str,
 }
 
 /// One of the wire protocols roomd speaks (see `PROTOCOLS.md`).
@@ -100,6 +117,14 @@ impl FromStr for Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_message_shape() {
+        assert_eq!(
+            ErrorMessage { message: "x \"y\"" }.encode(),
+            r#"{"type":"error","message":"x \"y\""}"#
+        );
+    }
 
     #[test]
     fn names_round_trip() {

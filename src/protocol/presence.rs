@@ -143,16 +143,10 @@ pub enum Message<'a> {
     },
 }
 
-impl Message<'_> {
-    /// The JSON text of this message.
-    pub fn encode(&self) -> String {
-        super::to_json(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Encode;
     const TS: &str = "2024-01-01T12:00:00.000Z";
 
     #[test]

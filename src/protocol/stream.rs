@@ -137,23 +137,12 @@ pub enum Message<'a> {
         /// Who left.
         user_id: &'a str,
     },
-    /// An error for the sender.
-    Error {
-        /// What went wrong.
-        message: &'a str,
-    },
-}
-
-impl Message<'_> {
-    /// The JSON text of this message.
-    pub fn encode(&self) -> String {
-        super::to_json(self)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Encode;
 
     #[test]
     fn decodes_and_encodes() {
