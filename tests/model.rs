@@ -50,7 +50,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..5usize, any::<bool>(), 0..4u8)
+        3 => (0..5usize, any::<bool>(), 0..5u8)
             .prop_map(|(proto, second_route, user)| Op::Open { proto, second_route, user }),
         10 => (any::<usize>(), 0..12u8, 0..3u8, 0..3u8)
             .prop_map(|(who, kind, a, b)| Op::Text { who, kind, a, b }),
@@ -397,9 +397,18 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 );
                 let conn = ever.len() as u64 + 1;
                 ever.push(conn);
-                m.conns.insert(conn, (protocol, path.clone()));
-                let user = USERS[user as usize];
+                // User 4: no `userId`, which presence refuses.
+                let refused = protocol == Protocol::Presence && user == 4;
+                let query = match USERS.get(user as usize) {
+                    Some(user) => format!("userId={user}"),
+                    None => "x=1".to_string(),
+                };
+                let user = USERS.get(user as usize).copied().unwrap_or_default();
+                if !refused {
+                    m.conns.insert(conn, (protocol, path.clone()));
+                }
                 match protocol {
+                    _ if refused => {}
                     Protocol::Chat => m.chat.entry(path.clone()).or_default().push(conn),
                     Protocol::Presence => {
                         let users = m.presence.entry(path.clone()).or_default();
@@ -411,7 +420,6 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                     _ => {}
                 }
                 actor = snap(&m, conn);
-                let query = format!("userId={user}");
                 Input::Open {
                     conn: ConnId(conn),
                     protocol,
@@ -500,11 +508,17 @@ fn run(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
         for o in &outs {
             match o {
                 Output::Close { conn, code, .. } => {
+                    let expected = if matches!(op, Op::Open { .. }) {
+                        1008
+                    } else {
+                        1003
+                    };
                     prop_assert_eq!(
                         *code,
-                        1003,
-                        "only binary frames close without rate limiting"
+                        expected,
+                        "only binary frames and refused opens close"
                     );
+                    prop_assert!(!m.conns.contains_key(&conn.0) || expected == 1003);
                     m.close(conn.0)
                 }
                 Output::Terminate { conn } => m.close(conn.0),
