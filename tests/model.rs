@@ -595,8 +595,16 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
     Ok(())
 }
 
+/// 128 cases keep `cargo test` fast; `PROPTEST_CASES=N` runs more.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_the_model(ops in prop::collection::vec(op(), 1..160), seed in any::<u64>()) {
