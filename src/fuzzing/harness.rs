@@ -22,7 +22,11 @@ pub struct Conn {
 /// Every step panics (the fuzzer's crash signal) if an output breaks an
 /// invariant: it targets a connection that is not live, leaves the sender's
 /// route, follows a close of the same connection, is not a JSON object with
-/// a string `type`, or uses an unknown close code.
+/// a string `type`, carries a `roomId`/`sessionId` its recipient is not a
+/// member of (except the leaver's own `left`/`peer-left` and errors), or
+/// uses an unknown close code; or if the engine's own
+/// [`Engine::check_invariants`] fails, or its connection count differs from
+/// the harness's.
 #[derive(Debug)]
 pub struct Harness {
     engine: Engine,
@@ -36,6 +40,17 @@ pub struct Harness {
     pub log: Vec<Output>,
     keep_outputs: bool,
     journal: Option<JournalWriter<Vec<u8>>>,
+    /// Each room's members after the last step that mentioned it.
+    rooms: BTreeMap<(&'static str, String), Vec<ConnId>>,
+}
+
+/// A sent message that names a room (`roomId` or `sessionId`).
+#[derive(Debug)]
+struct RoomSend {
+    conn: ConnId,
+    path: &'static str,
+    room: String,
+    text: String,
 }
 
 impl Harness {
@@ -59,6 +74,7 @@ impl Harness {
             log: Vec::new(),
             keep_outputs: false,
             journal: None,
+            rooms: BTreeMap::new(),
         }
     }
 
@@ -129,7 +145,8 @@ impl Harness {
     }
 
     /// Feeds one input and checks its outputs. The engine's own closes are
-    /// answered with [`Input::Closed`], as the reactor does.
+    /// answered with [`Input::Closed`], as the reactor does, and that must
+    /// produce nothing.
     pub fn step(&mut self, input: Input) {
         let sender = match &input {
             Input::Open { conn, .. }
@@ -151,8 +168,9 @@ impl Harness {
         }
         self.digest = (self.digest.rotate_left(5)) ^ Digest::of(&outputs).0;
         let mut closed = Vec::new();
+        let mut room_sends = Vec::new();
         for output in &outputs {
-            self.check(output, sender_path, &closed);
+            self.check(output, sender_path, &closed, &mut room_sends);
             if let Output::Close { conn, .. } | Output::Terminate { conn } = output {
                 closed.push(*conn);
             }
@@ -160,14 +178,59 @@ impl Harness {
         if self.keep_outputs {
             self.log.extend(outputs.iter().cloned());
         }
+        self.check_rooms(&room_sends);
+        // The engine forgets a connection when it closes it; the reactor
+        // still reports the socket's end, which must change nothing.
+        for conn in &closed {
+            self.conns.remove(conn);
+        }
         for conn in closed {
-            if self.conns.contains_key(&conn) {
-                self.step(Input::Closed { conn });
+            self.engine.handle(self.now_ms, Input::Closed { conn });
+            let late: Vec<Output> = self.engine.drain_outputs().collect();
+            if let Some(journal) = &mut self.journal {
+                journal.record(self.now_ms, &Input::Closed { conn }, &late);
             }
+            assert!(late.is_empty(), "Closed after the engine's close: {late:?}");
+        }
+        if let Err(e) = self.engine.check_invariants() {
+            panic!("engine invariants broken: {e}");
+        }
+        assert_eq!(
+            self.engine.connection_count(),
+            self.conns.len(),
+            "engine and harness disagree on the open connections"
+        );
+    }
+
+    /// Room-scoped messages reach only the room's members: members after
+    /// the step, or at the last snapshot of that room (a step can deliver a
+    /// room's news and then detach a member, e.g. a stream takeover).
+    fn check_rooms(&mut self, sent: &[RoomSend]) {
+        for s in sent {
+            let key = (s.path, s.room.clone());
+            let now = self.engine.members(s.path, &s.room).unwrap_or_default();
+            let before = self.rooms.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            assert!(
+                now.contains(&s.conn) || before.contains(&s.conn),
+                "{:?} got a message for room {:?} it is not in: {}",
+                s.conn,
+                s.room,
+                s.text
+            );
+        }
+        for s in sent {
+            let members = self.engine.members(s.path, &s.room).unwrap_or_default();
+            self.rooms.insert((s.path, s.room.clone()), members);
         }
     }
 
-    fn check(&mut self, output: &Output, sender_path: Option<&str>, closed: &[ConnId]) {
+    fn check(
+        &mut self,
+        output: &Output,
+        sender_path: Option<&str>,
+        closed: &[ConnId],
+        room_sends: &mut Vec<RoomSend>,
+    ) {
         let conn = match output {
             Output::Send { conn, .. }
             | Output::Ping { conn }
@@ -188,6 +251,19 @@ impl Harness {
                 let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
                     panic!("sent message without a string type: {text}");
                 };
+                let room = ["roomId", "sessionId"]
+                    .into_iter()
+                    .find_map(|k| value.get(k).and_then(|r| r.as_str()));
+                if let Some(room) = room
+                    && !matches!(kind, "left" | "peer-left" | "error")
+                {
+                    room_sends.push(RoomSend {
+                        conn,
+                        path: target.path,
+                        room: room.to_string(),
+                        text: text.to_string(),
+                    });
+                }
                 if kind == "room-created"
                     && let Some(room) = value.get("roomId").and_then(|r| r.as_str())
                 {

@@ -33,11 +33,19 @@ pub fn engine(data: &[u8]) {
     );
 }
 
-/// `protocol_messages`: the input, as text, from a member of a room on
-/// every route (two connections each, already joined where the protocol
-/// has rooms).
+/// `protocol_messages`: the input, as text, into every protocol's decoder,
+/// then sent by a member of a room on every route (two connections each,
+/// already joined where the protocol has rooms).
 pub fn protocol_messages(data: &[u8]) {
+    use crate::protocol::{chat, presence, scratch, signal, stream};
     let text = String::from_utf8_lossy(data).into_owned();
+    // Any result is fine; only a panic is a bug.
+    let _ = chat::decode(&text);
+    let _ = presence::decode(&text);
+    let _ = presence::user_id_from_query(&text);
+    let _ = scratch::decode(&text);
+    let _ = signal::decode(&text);
+    let _ = stream::decode(&text);
     let mut h = Harness::new(SEED);
     let senders = joined_pairs(&mut h);
     for conn in senders {
