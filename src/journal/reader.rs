@@ -252,7 +252,7 @@ mod tests {
     fn names_the_line_of_a_malformed_record() {
         let text = String::from_utf8(sample()).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
-        lines[2] = "{\"time\":11,\"input\":{\"kind\":\"nope\"},\"digest\":\"a8c7f832281a39c5\"}";
+        lines[2] = "{\"time\":11,\"input\":{\"kind\":\"nope\"},\"digest\":\"af63bd4c8601b7df\"}";
         let bad = lines.join("\n") + "\n";
         let err = read_all(bad.as_bytes()).unwrap_err();
         assert_eq!(err.line, 3);

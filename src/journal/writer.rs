@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(text.lines().count(), 502);
         assert!(text.starts_with("{\"roomd_journal\":1,\"seed\":7,"));
         assert!(text.ends_with(
-            "{\"time\":1500,\"input\":{\"kind\":\"pong\",\"conn\":1},\"digest\":\"a8c7f832281a39c5\"}\n"
+            "{\"time\":1500,\"input\":{\"kind\":\"pong\",\"conn\":1},\"digest\":\"af63bd4c8601b7df\"}\n"
         ));
     }
 
