@@ -26,3 +26,4 @@
 
 pub mod engine;
 pub mod protocol;
+pub mod server;

@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod frame;
+pub mod http;
 pub mod timestamp;
 
 /// One of the wire protocols roomd speaks (see `PROTOCOLS.md`).

@@ -1,0 +1,203 @@
+//! Pure parsing of the HTTP request that opens every connection.
+//!
+//! [`parse_request`] takes the bytes received so far and says whether a
+//! complete request head is there; it never panics, whatever the bytes, so a
+//! fuzz target can call it directly.
+
+/// Largest request head accepted, in bytes (request line and headers).
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
+
+/// Most headers accepted in one request.
+pub const MAX_HEADERS: usize = 32;
+
+/// The parts of a request head that roomd looks at.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    /// The query string without `?`, possibly empty.
+    pub query: String,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+    /// The `Upgrade` header names `websocket` (case-insensitive).
+    pub upgrade_websocket: bool,
+    /// The `Connection` header lists `upgrade` (case-insensitive).
+    pub connection_upgrade: bool,
+    /// The `Sec-WebSocket-Key` header.
+    pub websocket_key: Option<String>,
+    /// The `Sec-WebSocket-Version` header.
+    pub websocket_version: Option<String>,
+}
+
+/// The outcome of looking at the bytes received so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed.
+    Partial,
+    /// A whole request head; `len` bytes of the input belong to it, the rest
+    /// (if any) is already WebSocket data.
+    Complete {
+        /// The request.
+        request: Request,
+        /// Length of the request head in bytes.
+        len: usize,
+    },
+}
+
+/// Why a request was refused before routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// The head is longer than [`MAX_REQUEST_BYTES`] or has more than
+    /// [`MAX_HEADERS`] headers.
+    TooLarge,
+    /// Not HTTP/1.x.
+    Invalid,
+}
+
+/// Parses the request head at the start of `buf`.
+pub fn parse_request(buf: &[u8]) -> Result<Parsed, ParseError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_REQUEST_BYTES => {
+            return Err(ParseError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::TooLarge),
+        Err(_) => return Err(ParseError::Invalid),
+    };
+    if len > MAX_REQUEST_BYTES {
+        return Err(ParseError::TooLarge);
+    }
+    let target = req.path.unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut request = Request {
+        method: req.method.unwrap_or("").to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        ..Request::default()
+    };
+    for header in req.headers.iter() {
+        let Ok(value) = std::str::from_utf8(header.value) else {
+            continue;
+        };
+        let value = value.trim();
+        let name = header.name;
+        if name.eq_ignore_ascii_case("origin") {
+            request.origin = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            request.upgrade_websocket |= has_token(value, "websocket");
+        } else if name.eq_ignore_ascii_case("connection") {
+            request.connection_upgrade |= has_token(value, "upgrade");
+        } else if name.eq_ignore_ascii_case("sec-websocket-key") {
+            request.websocket_key = Some(value.to_string());
+        } else if name.eq_ignore_ascii_case("sec-websocket-version") {
+            request.websocket_version = Some(value.to_string());
+        }
+    }
+    Ok(Parsed::Complete { request, len })
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+fn has_token(value: &str, token: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The percent-decoded value of the first `name=value` pair in a query
+/// string (`+` decodes to a space). `None` if absent or not valid UTF-8.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(key)? == name {
+            percent_decode(value)
+        } else {
+            None
+        }
+    })
+}
+
+/// Decodes `%XX` escapes and `+`; `None` if the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPGRADE: &[u8] = b"GET /presence?userId=a%20b HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://a.example\r\n\r\nrest";
+
+    #[test]
+    fn parses_an_upgrade_and_keeps_the_rest() {
+        let Ok(Parsed::Complete { request, len }) = parse_request(UPGRADE) else {
+            panic!("not complete");
+        };
+        assert_eq!(&UPGRADE[len..], b"rest");
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path, "/presence");
+        assert_eq!(request.query, "userId=a%20b");
+        assert!(request.upgrade_websocket && request.connection_upgrade);
+        assert_eq!(
+            request.websocket_key.as_deref(),
+            Some("dGhlIHNhbXBsZSBub25jZQ==")
+        );
+        assert_eq!(request.websocket_version.as_deref(), Some("13"));
+        assert_eq!(request.origin.as_deref(), Some("http://a.example"));
+        assert_eq!(
+            query_param(&request.query, "userId").as_deref(),
+            Some("a b")
+        );
+    }
+
+    #[test]
+    fn partial_then_too_large_or_invalid() {
+        assert_eq!(parse_request(&UPGRADE[..40]), Ok(Parsed::Partial));
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.resize(MAX_REQUEST_BYTES, b'a');
+        assert_eq!(parse_request(&big), Err(ParseError::TooLarge));
+        assert_eq!(
+            parse_request(b"\x16\x03\x01 hello\r\n\r\n"),
+            Err(ParseError::Invalid)
+        );
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(
+            query_param("a=1&userId=42", "userId").as_deref(),
+            Some("42")
+        );
+        assert_eq!(query_param("userId=", "userId").as_deref(), Some(""));
+        assert_eq!(query_param("user=1", "userId"), None);
+        assert_eq!(
+            query_param("userId=%zz%4", "userId").as_deref(),
+            Some("%zz%4")
+        );
+        assert_eq!(query_param("userId=%ff", "userId"), None);
+    }
+}
