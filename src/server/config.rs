@@ -40,6 +40,9 @@ pub struct Config {
     pub rate_limit: u32,
     /// Log level. Default `info`.
     pub log_level: log::LevelFilter,
+    /// A client that has not sent a complete request head by then is
+    /// dropped (slow-loris). Not a flag. Default 10 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             max_outbound_bytes: 4 << 20,
             rate_limit: 200,
             log_level: log::LevelFilter::Info,
+            request_timeout: Duration::from_secs(10),
         }
     }
 }

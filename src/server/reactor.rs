@@ -21,8 +21,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// A client that has not sent a complete request head by then is dropped.
-pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 /// How long a closing WebSocket waits for the peer's close frame.
 pub const CLOSE_GRACE_MS: u64 = 2_000;
 /// How long shutdown waits for close handshakes.
@@ -298,6 +296,10 @@ impl Reactor {
         self.drop_conn(k);
     }
 
+    fn request_timeout_ms(&self) -> u64 {
+        self.config.request_timeout.as_millis() as u64
+    }
+
     fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k)
             && !conn.dirty
@@ -353,6 +355,7 @@ impl Reactor {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let request_deadline = now + self.request_timeout_ms();
             let entry = self.conns.vacant_entry();
             let k = entry.key();
             if let Err(e) = self
@@ -370,7 +373,7 @@ impl Reactor {
                 sent: 0,
                 phase: Phase::Request {
                     buf: Vec::new(),
-                    deadline_ms: now + REQUEST_TIMEOUT_MS,
+                    deadline_ms: request_deadline,
                 },
                 write_interest: false,
                 dirty: false,
@@ -504,7 +507,7 @@ impl Reactor {
         conn.out = response;
         conn.sent = 0;
         conn.phase = Phase::Answered {
-            deadline_ms: now + REQUEST_TIMEOUT_MS,
+            deadline_ms: now + CLOSE_GRACE_MS,
         };
         self.mark_dirty(k);
     }

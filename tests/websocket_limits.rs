@@ -1,0 +1,114 @@
+//! WebSocket-level limits and the close handshake, over real sockets.
+// End-to-end tests wait on real time.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::{TestServer, eventually, metric};
+use roomd::server::Config;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use tungstenite::Message;
+
+#[test]
+fn oversized_message_closes_1009() {
+    let server = TestServer::start(Config {
+        max_message_size: 1024,
+        ..Config::default()
+    });
+    let mut client = server.ws("/chat");
+    client.ws.send(Message::text("x".repeat(4096))).unwrap();
+    assert_eq!(client.expect_close(), 1009);
+    eventually("the socket to go", || {
+        metric(&server, "roomd_websockets_open") == 0
+    });
+}
+
+/// A masked client frame, written by hand to send what tungstenite's client
+/// would refuse to.
+fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [9u8, 8, 7, 6];
+    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Opens a WebSocket by hand, sends `frame` in the same packet as the
+/// request, and returns the close code the server answers with.
+fn raw_close_code(server: &TestServer, frame: &[u8]) -> u16 {
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    let mut bytes =
+        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            .to_vec();
+    bytes.extend_from_slice(frame);
+    s.write_all(&bytes).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = s.read(&mut buf).expect("answer before the timeout");
+        assert!(
+            n > 0,
+            "closed without a close frame: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+            let frame = &got[end + 4..];
+            if frame.len() >= 4 {
+                assert_eq!(frame[0], 0x88, "a close frame");
+                return u16::from_be_bytes([frame[2], frame[3]]);
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_closes_1007_and_protocol_errors_1002() {
+    let server = TestServer::default();
+    assert_eq!(raw_close_code(&server, &masked(0x1, &[0xc3, 0x28])), 1007);
+    let unmasked = [0x81, 0x01, b'a'];
+    assert_eq!(raw_close_code(&server, &unmasked), 1002);
+    assert_eq!(
+        raw_close_code(&server, &masked(0x3, b"")),
+        1002,
+        "reserved opcode"
+    );
+    eventually("sockets to go", || {
+        metric(&server, "roomd_websockets_open") == 0
+    });
+}
+
+#[test]
+fn client_close_handshake_completes() {
+    let server = TestServer::default();
+    let mut a = server.ws("/chat");
+    let _b = server.ws("/chat");
+    assert_eq!(metric(&server, "roomd_websockets_open"), 2);
+    a.ws.close(None).unwrap();
+    assert!(matches!(a.ws.read(), Ok(Message::Close(_))), "close echoed");
+    assert!(a.is_gone(), "server closes the TCP connection");
+    eventually("the count to drop", || {
+        metric(&server, "roomd_websockets_open") == 1
+    });
+}
+
+#[test]
+fn client_pings_are_answered() {
+    let server = TestServer::default();
+    let mut a = server.ws("/chat");
+    a.ws.send(Message::Ping(b"hi".to_vec().into())).unwrap();
+    loop {
+        match a.ws.read().expect("pong before the timeout") {
+            Message::Pong(data) => {
+                assert_eq!(&data[..], b"hi");
+                break;
+            }
+            _ => continue,
+        }
+    }
+}
