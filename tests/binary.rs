@@ -2,7 +2,7 @@
 // End-to-end tests wait on real time.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+mod live;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
@@ -35,7 +35,7 @@ fn start(args: &[&str]) -> (Child, SocketAddr) {
             }
         }
     });
-    let addr = rx.recv_timeout(common::TIMEOUT).expect("listening line");
+    let addr = rx.recv_timeout(live::TIMEOUT).expect("listening line");
     (child, addr.parse().expect("address"))
 }
 
@@ -57,7 +57,7 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
 fn sigterm_closes_websockets_1001_and_exits_0() {
     let (mut child, addr) = start(&[]);
     let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

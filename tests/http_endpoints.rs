@@ -2,9 +2,9 @@
 // End-to-end tests wait on real time.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+mod live;
 
-use common::{TestServer, metric};
+use live::{TestServer, metric};
 use roomd::server::Config;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -132,7 +132,7 @@ fn connection_limit_answers_503() {
     assert_eq!(metric(&server, "roomd_websockets_open"), 2);
     assert_eq!(server.get("/health").0, 200, "plain HTTP still answered");
     drop(_a);
-    common::eventually("a slot to free up", || {
+    live::eventually("a slot to free up", || {
         metric(&server, "roomd_websockets_open") == 1
     });
     assert!(server.try_ws("/chat", &[]).is_ok());
@@ -145,7 +145,7 @@ fn slow_loris_is_dropped() {
         ..Config::default()
     });
     let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
     s.write_all(b"GET /health HTTP/1.1\r\nHost:").unwrap();
     let start = Instant::now();
     let mut buf = [0u8; 64];

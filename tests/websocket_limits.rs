@@ -2,9 +2,9 @@
 // End-to-end tests wait on real time.
 #![allow(clippy::disallowed_methods)]
 
-mod common;
+mod live;
 
-use common::{TestServer, eventually, metric};
+use live::{TestServer, eventually, metric};
 use roomd::server::Config;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,7 +38,7 @@ fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// request, and returns the close code the server answers with.
 fn raw_close_code(server: &TestServer, frame: &[u8]) -> u16 {
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(common::TIMEOUT)).unwrap();
+    s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
     let mut bytes =
         b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

@@ -1,4 +1,4 @@
-//! Shared helpers for the end-to-end tests: an in-process server on
+//! Shared helpers for the end-to-end tests (a live server): an in-process server on
 //! 127.0.0.1:0, raw HTTP requests, and a tungstenite client whose every
 //! read has a timeout.
 #![allow(dead_code)]
