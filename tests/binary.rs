@@ -16,12 +16,13 @@ fn roomd() -> Command {
 
 /// Starts the binary on port 0 and returns it with its address, read from
 /// its `listening on ADDR` log line.
-fn start(args: &[&str]) -> (Child, SocketAddr) {
+fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut child = roomd()
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -55,7 +56,7 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn sigterm_closes_websockets_1001_and_exits_0() {
-    let (mut child, addr) = start(&[]);
+    let (mut child, addr) = start(&[], &[]);
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
@@ -85,6 +86,31 @@ fn sigterm_closes_websockets_1001_and_exits_0() {
         started.elapsed()
     );
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}
+
+fn sigterm(child: &Child) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+#[test]
+fn systemd_is_notified_ready_and_stopping() {
+    let path = std::env::temp_dir().join(format!("roomd-notify-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    let (mut child, _) = start(&[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 notification");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "READY=1");
+    sigterm(&child);
+    let n = socket.recv(&mut buf).expect("STOPPING=1 notification");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "STOPPING=1");
+    assert!(wait(&mut child).success());
+    let _ = std::fs::remove_file(&path);
 }
 
 #[test]

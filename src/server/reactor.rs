@@ -386,7 +386,7 @@ impl Reactor {
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(k) {
             let want = match &conn.phase {
-                Phase::Request { buf, .. } => MAX_REQUEST_BYTES + 1 - buf.len(),
+                Phase::Request { buf, .. } => (MAX_REQUEST_BYTES + 1).saturating_sub(buf.len()),
                 _ => READ_CHUNK,
             };
             let n = match conn.stream.read(&mut self.scratch[..want.min(READ_CHUNK)]) {
