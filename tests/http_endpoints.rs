@@ -10,10 +10,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 fn upgrade(path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
+    live::upgrade_request(path, extra)
 }
 
 #[test]

@@ -175,12 +175,8 @@ fn binary_frame_closes_1003() {
 fn raw_websocket(server: &TestServer, path: &str) -> TcpStream {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
+    s.write_all(live::upgrade_request(path, "").as_bytes())
+        .unwrap();
     s
 }
 
@@ -251,21 +247,16 @@ fn slow_consumer_is_dropped_while_others_get_everything() {
     socket.connect(&server.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
     slow.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    slow.write_all(
-        b"GET /scratch HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .unwrap();
+    slow.write_all(live::upgrade_request("/scratch", "").as_bytes())
+        .unwrap();
     let join = |c: &mut live::Client| {
         c.send_json(json!({"type": "join", "sessionId": "s"}));
         c.recv_type("joined");
     };
     join(&mut reader);
     // The slow client joins with a hand-made masked frame.
-    let msg = br#"{"type":"join","sessionId":"s"}"#;
-    let mut frame = vec![0x81, 0x80 | msg.len() as u8, 0, 0, 0, 0];
-    frame.extend_from_slice(msg);
-    slow.write_all(&frame).unwrap();
+    let join_frame = live::masked_frame(0x1, br#"{"type":"join","sessionId":"s"}"#);
+    slow.write_all(&join_frame).unwrap();
     reader.recv_type("user-joined");
     join(&mut sender);
 

@@ -24,25 +24,12 @@ fn oversized_message_closes_1009() {
     });
 }
 
-/// A masked client frame, written by hand to send what tungstenite's client
-/// would refuse to.
-fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [9u8, 8, 7, 6];
-    let mut f = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
-}
-
 /// Opens a WebSocket by hand, sends `frame` in the same packet as the
 /// request, and returns the close code the server answers with.
 fn raw_close_code(server: &TestServer, frame: &[u8]) -> u16 {
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    let mut bytes =
-        b"GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            .to_vec();
+    let mut bytes = live::upgrade_request("/chat", "").into_bytes();
     bytes.extend_from_slice(frame);
     s.write_all(&bytes).unwrap();
     let mut got = Vec::new();
@@ -75,11 +62,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 #[test]
 fn invalid_utf8_closes_1007_and_protocol_errors_1002() {
     let server = TestServer::default();
-    assert_eq!(raw_close_code(&server, &masked(0x1, &[0xc3, 0x28])), 1007);
+    assert_eq!(
+        raw_close_code(&server, &live::masked_frame(0x1, &[0xc3, 0x28])),
+        1007
+    );
     let unmasked = [0x81, 0x01, b'a'];
     assert_eq!(raw_close_code(&server, &unmasked), 1002);
     assert_eq!(
-        raw_close_code(&server, &masked(0x3, b"")),
+        raw_close_code(&server, &live::masked_frame(0x3, b"")),
         1002,
         "reserved opcode"
     );
