@@ -4,8 +4,9 @@
 //! ```text
 //! cargo run --release --example idle_clients -- 127.0.0.1:8080 /chat 10000 60
 //! ```
-//! (address, route, count, seconds to hold). Run it in its own process: each
-//! side then needs only N file descriptors.
+//! (address, route, count, seconds to hold, and optionally the size of one
+//! text message each client sends after its handshake). Run it in its own
+//! process: each side then needs only N file descriptors.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ fn main() {
     let path = args.get(1).map_or("/chat", String::as_str);
     let count: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let hold: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(60);
+    let message = args.get(4).and_then(|s| s.parse().ok()).map(text_frame);
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -46,6 +48,9 @@ fn main() {
             "{}",
             String::from_utf8_lossy(&got)
         );
+        if let Some(frame) = &message {
+            s.write_all(frame).expect("write message");
+        }
         conns.push(s);
     }
     println!(
@@ -54,4 +59,21 @@ fn main() {
         start.elapsed()
     );
     std::thread::sleep(Duration::from_secs(hold));
+}
+
+/// A masked text frame of `len` bytes of JSON-ish filler.
+fn text_frame(len: usize) -> Vec<u8> {
+    let mut frame = vec![0x81];
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    frame.extend_from_slice(&[0, 0, 0, 0]); // zero mask: payload as is
+    frame.extend(std::iter::repeat_n(b'x', len));
+    frame
 }

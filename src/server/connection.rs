@@ -4,6 +4,7 @@
 //! Nothing here touches the engine or the poll registry: the reactor does.
 
 use crate::engine::ConnId;
+use crate::protocol::frame::FrameBoundaries;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -61,6 +62,10 @@ pub struct WsState {
     pub closing_deadline_ms: Option<u64>,
     /// A WebSocket-level error happened: incoming bytes are discarded.
     pub failed: bool,
+    /// Where the client's frames end, to know when `ctx` holds no bytes.
+    frames: FrameBoundaries,
+    /// `--max-message-size`, to rebuild `ctx`.
+    max_message_size: usize,
 }
 
 /// Something a WebSocket peer sent, for the reactor to pass to the engine.
@@ -124,12 +129,29 @@ impl WsState {
         } else {
             WebSocketContext::from_partially_read(early.to_vec(), Role::Server, config)
         };
+        let mut frames = FrameBoundaries::default();
+        frames.advance(early);
         WsState {
             ctx,
             id,
             engine_told: false,
             closing_deadline_ms: None,
             failed: false,
+            frames,
+            max_message_size,
+        }
+    }
+
+    /// After a large message, tungstenite keeps a read buffer as large as
+    /// that message for good; once every byte received belongs to complete
+    /// messages, a fresh context (same settings, nothing pending) frees it.
+    fn shrink_after_large_message(&mut self) {
+        if self.is_open()
+            && self.ctx.can_write()
+            && self.frames.at_message_boundary()
+            && self.frames.take_largest_payload() > WS_READ_BUFFER as u64
+        {
+            self.ctx = WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)));
         }
     }
 
@@ -144,6 +166,7 @@ impl WsState {
         if self.failed {
             return Flow::Continue;
         }
+        self.frames.advance(input);
         let mut pipe = Pipe { input, out };
         loop {
             match self.ctx.read(&mut pipe) {
@@ -152,6 +175,7 @@ impl WsState {
                 Ok(Message::Ping(_) | Message::Pong(_)) => events.push(WsEvent::Alive),
                 Ok(Message::Close(_) | Message::Frame(_)) => {}
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.shrink_after_large_message();
                     return Flow::Continue;
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Flow::Finished,
@@ -301,6 +325,40 @@ mod tests {
             assert_eq!(u16::from_be_bytes([out[2], out[3]]), code);
             assert!(!ws.is_open());
         }
+    }
+
+    #[test]
+    fn large_messages_then_more_messages_still_decode() {
+        let mut ws = WsState::new(ConnId(1), &[], 1 << 20);
+        let mut events = Vec::new();
+        let big = "b".repeat(5000);
+        let mut bytes = masked_frame(1, big.as_bytes());
+        bytes.extend(masked_frame(1, b"after"));
+        // Split mid-frame: no reset may happen before the second frame is whole.
+        assert_eq!(
+            ws.receive(&bytes[..3000], &mut Vec::new(), &mut events),
+            Flow::Continue
+        );
+        assert_eq!(
+            ws.receive(&bytes[3000..5010], &mut Vec::new(), &mut events),
+            Flow::Continue
+        );
+        assert_eq!(
+            ws.receive(&bytes[5010..], &mut Vec::new(), &mut events),
+            Flow::Continue
+        );
+        assert_eq!(
+            ws.receive(&masked_frame(1, b"again"), &mut Vec::new(), &mut events),
+            Flow::Continue
+        );
+        assert_eq!(
+            events,
+            vec![
+                WsEvent::Text(big),
+                WsEvent::Text("after".into()),
+                WsEvent::Text("again".into())
+            ]
+        );
     }
 
     #[test]
