@@ -390,6 +390,9 @@ impl Reactor {
                 _ => READ_CHUNK,
             };
             let n = match conn.stream.read(&mut self.scratch[..want.min(READ_CHUNK)]) {
+                // A peer that half-closes after its request still gets the
+                // answer: the flush closes the socket.
+                Ok(0) if matches!(conn.phase, Phase::Answered { .. }) => return,
                 Ok(0) => return self.peer_gone(k),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -112,6 +112,8 @@ pub fn http(addr: SocketAddr, request: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     s.write_all(request.as_bytes()).unwrap();
+    // Half-close, as `nc` does: the answer must still come.
+    s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read answer");
     let text = String::from_utf8(buf).expect("utf-8 answer");
