@@ -25,9 +25,14 @@ pub const CLOSE_GRACE_MS: u64 = 2_000;
 /// How long shutdown waits for close handshakes.
 pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
 /// Bytes read from one socket per read call (the shared scratch buffer).
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// Bytes read from one connection per loop turn before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Outbound bytes queued in one loop turn after which reading pauses until
+/// the next turn, so that a burst into a large room is flushed as it goes
+/// rather than piled up (and so that no reader looks like a slow consumer
+/// just because the turn was long).
+const TURN_OUTPUT_LIMIT: usize = 16 << 20;
 /// Sockets beyond `--max-connections` still accepted so that they can be
 /// answered `503` (or HTTP endpoints) rather than left in the backlog.
 const EXTRA_SOCKETS: usize = 1024;
@@ -76,6 +81,7 @@ pub struct Reactor {
     tick_ms: u64,
     next_tick_ms: u64,
     shutdown_deadline_ms: Option<u64>,
+    turn_output: usize,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -138,6 +144,7 @@ impl Reactor {
             tick_ms,
             next_tick_ms: now + tick_ms,
             shutdown_deadline_ms: None,
+            turn_output: 0,
         })
     }
 
@@ -190,6 +197,7 @@ impl Reactor {
                 Err(e) => return Err(e),
             }
             let now = self.clock.now_ms();
+            self.turn_output = 0;
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -261,6 +269,7 @@ impl Reactor {
         match output {
             Output::Send { text, .. } if ws.is_open() => {
                 write_frame(&mut conn.out, OPCODE_TEXT, text.as_bytes());
+                self.turn_output += text.len();
                 self.mark_dirty(k);
                 self.check_slow_consumer(k);
             }
@@ -342,6 +351,10 @@ impl Reactor {
     fn on_readable(&mut self, k: usize, now: u64) {
         let mut budget = READ_BUDGET;
         while let Some(conn) = self.conns.get_mut(k) {
+            if budget == 0 || self.turn_output >= TURN_OUTPUT_LIMIT {
+                self.read_again.push(k);
+                return;
+            }
             let want = match &conn.phase {
                 Phase::Request { buf, .. } => (MAX_REQUEST_BYTES + 1).saturating_sub(buf.len()),
                 _ => READ_CHUNK,
@@ -368,10 +381,6 @@ impl Reactor {
                 Phase::WebSocket(_) => self.on_ws_bytes(k, n, now),
             }
             budget = budget.saturating_sub(n);
-            if budget == 0 {
-                self.read_again.push(k);
-                return;
-            }
         }
     }
 
