@@ -222,7 +222,7 @@ fn silent_client_is_terminated_within_two_intervals() {
     let took = start.elapsed();
     assert!(took >= interval, "dropped too early: {took:?}");
     assert!(
-        took <= 2 * interval + Duration::from_millis(250),
+        took <= 2 * interval + Duration::from_millis(350),
         "dropped after {took:?}"
     );
     assert_eq!(
@@ -260,8 +260,8 @@ fn slow_consumer_is_dropped_while_others_get_everything() {
     reader.recv_type("user-joined");
     join(&mut sender);
 
-    const N: usize = 2000;
-    let filler = "x".repeat(2000);
+    const N: usize = 3000;
+    let filler = "x".repeat(3000);
     let reading = std::thread::spawn(move || {
         let mut seen = 0;
         while seen < N {
@@ -303,7 +303,7 @@ fn rate_limit_refuses_excess_messages() {
             limited += 1;
         }
     }
-    assert!(pongs <= 12, "{pongs} pongs for a burst of 10");
+    assert!(pongs <= 14, "{pongs} pongs for a burst of 10");
     assert!(pongs >= 10, "the burst passes: {pongs}");
     assert_eq!(pongs + limited, 40);
     assert!(metric(&server, "roomd_rate_limited_total{protocol=\"chat\"}") >= 28);

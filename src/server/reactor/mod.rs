@@ -271,7 +271,6 @@ impl Reactor {
                 write_frame(&mut conn.out, OPCODE_TEXT, text.as_bytes());
                 self.turn_output += text.len();
                 self.mark_dirty(k);
-                self.check_slow_consumer(k);
             }
             Output::Ping { .. } if ws.is_open() => {
                 write_frame(&mut conn.out, OPCODE_PING, &[]);
@@ -285,25 +284,6 @@ impl Reactor {
             Output::Terminate { .. } => self.drop_conn(k),
             _ => {}
         }
-    }
-
-    /// Drops a connection whose queue is over the limit even after trying
-    /// to write it out now.
-    fn check_slow_consumer(&mut self, k: usize) {
-        let conn = &mut self.conns[k];
-        if conn.queued() <= self.config.max_outbound_bytes {
-            return;
-        }
-        if conn.flush().is_ok() && conn.queued() <= self.config.max_outbound_bytes {
-            return;
-        }
-        log::info!(
-            "{}: slow consumer dropped ({} bytes queued)",
-            conn.peer,
-            conn.queued()
-        );
-        self.counters.slow_consumer_drops += 1;
-        self.drop_conn(k);
     }
 
     fn request_timeout_ms(&self) -> u64 {
@@ -469,6 +449,19 @@ impl Reactor {
                         continue;
                     }
                 };
+                // A slow consumer: more queued than the limit even after
+                // the socket took what it could (judged once per turn, so a
+                // long turn alone never makes a reader look slow).
+                if conn.queued() > self.config.max_outbound_bytes {
+                    log::info!(
+                        "{}: slow consumer dropped ({} bytes queued)",
+                        conn.peer,
+                        conn.queued()
+                    );
+                    self.counters.slow_consumer_drops += 1;
+                    self.drop_conn(k);
+                    continue;
+                }
                 if drained && matches!(conn.phase, Phase::Answered { .. }) {
                     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
                     self.drop_conn(k);
