@@ -380,15 +380,19 @@ impl Reactor {
         let Phase::WebSocket(ws) = &mut conn.phase else {
             return;
         };
-        let open = ws.is_open();
         let flow = ws.receive(&self.scratch[..n], &mut conn.out, &mut self.events);
         let id = ws.id;
         if !conn.out.is_empty() {
             self.mark_dirty(k);
         }
         let mut events = std::mem::take(&mut self.events);
-        if open {
-            for event in events.drain(..) {
+        for event in events.drain(..) {
+            // Once the engine closed or terminated it, the rest is not fed.
+            let open = matches!(
+                self.conns.get(k).map(|c| &c.phase),
+                Some(Phase::WebSocket(ws)) if ws.id == id && ws.is_open()
+            );
+            if open {
                 let input = match event {
                     WsEvent::Text(text) => Input::Text { conn: id, text },
                     WsEvent::Binary(len) => Input::Binary { conn: id, len },
@@ -397,7 +401,6 @@ impl Reactor {
                 self.feed(now, input);
             }
         }
-        events.clear();
         self.events = events;
         match flow {
             Flow::Continue => {}
