@@ -108,44 +108,6 @@ fn has_token(value: &str, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// The percent-decoded value of the first `name=value` pair in a query
-/// string (`+` decodes to a space). `None` if absent or not valid UTF-8.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(key)? == name {
-            percent_decode(value)
-        } else {
-            None
-        }
-    })
-}
-
-/// Decodes `%XX` escapes and `+`; `None` if the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,10 +130,6 @@ mod tests {
         );
         assert_eq!(request.websocket_version.as_deref(), Some("13"));
         assert_eq!(request.origin.as_deref(), Some("http://a.example"));
-        assert_eq!(
-            query_param(&request.query, "userId").as_deref(),
-            Some("a b")
-        );
     }
 
     #[test]
@@ -184,20 +142,5 @@ mod tests {
             parse_request(b"\x16\x03\x01 hello\r\n\r\n"),
             Err(ParseError::Invalid)
         );
-    }
-
-    #[test]
-    fn query_params() {
-        assert_eq!(
-            query_param("a=1&userId=42", "userId").as_deref(),
-            Some("42")
-        );
-        assert_eq!(query_param("userId=", "userId").as_deref(), Some(""));
-        assert_eq!(query_param("user=1", "userId"), None);
-        assert_eq!(
-            query_param("userId=%zz%4", "userId").as_deref(),
-            Some("%zz%4")
-        );
-        assert_eq!(query_param("userId=%ff", "userId"), None);
     }
 }

@@ -5,7 +5,8 @@
 //! the returned [`Decision`].
 
 use crate::protocol::Protocol;
-use crate::protocol::http::{Request, query_param};
+use crate::protocol::http::Request;
+use crate::protocol::presence::user_id_from_query;
 use crate::server::config::Route;
 
 /// What to do with a request.
@@ -95,11 +96,10 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
     if !origin_ok {
         return refuse(403, "Forbidden");
     }
-    if ws_route.protocol == Protocol::Presence {
-        let user = query_param(&req.query, "userId");
-        if !user.is_some_and(|u| !u.is_empty() && u.chars().count() <= 128) {
-            return refuse(400, "userId query parameter required");
-        }
+    if ws_route.protocol == Protocol::Presence
+        && let Err(why) = user_id_from_query(&req.query)
+    {
+        return refuse(400, why);
     }
     Decision::Upgrade {
         protocol: ws_route.protocol,
