@@ -2,7 +2,8 @@
 //! engine, applies its outputs, flushes each touched connection once per
 //! loop turn.
 //!
-//! Every engine input passes through [`Reactor::feed`].
+//! Every engine input passes through one method, `Reactor::feed` (the seam
+//! for journaling).
 
 use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
