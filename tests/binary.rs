@@ -85,7 +85,6 @@ fn sigterm_closes_websockets_1001_and_exits_0() {
         "waited the whole grace: {:?}",
         started.elapsed()
     );
-    assert!(TcpStream::connect(addr).is_err(), "no longer listening");
 }
 
 fn sigterm(child: &Child) {
