@@ -165,3 +165,24 @@ fn oversized_request_head_is_refused() {
     );
     assert_eq!(server.http(&big).0, 431);
 }
+
+#[test]
+fn configured_routes_replace_the_defaults() {
+    use roomd::protocol::Protocol;
+    use roomd::server::config::Route;
+    let route = Route {
+        path: "/".into(),
+        protocol: Protocol::Stream,
+    };
+    let server = TestServer::start(Config {
+        routes: vec![route],
+        ..Config::default()
+    });
+    let mut client = server.ws("/?ignored=query");
+    client.send_json(
+        serde_json::json!({"type": "join-room", "roomId": "r", "userId": "u", "userName": "n"}),
+    );
+    assert_eq!(client.recv_type("room-joined")["roomId"], "r");
+    assert_eq!(server.get("/chat").0, 404, "defaults are gone");
+    assert_eq!(server.get("/health").0, 200, "HTTP endpoints stay");
+}
