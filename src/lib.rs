@@ -7,7 +7,8 @@
 //!   timestamps).
 //! - [`engine`]: the pure, IO-free state machine. It never reads a clock,
 //!   touches a socket or a file, or uses a global RNG.
-//! - `server`: all IO (the mio reactor, connections, the clock).
+//! - [`server`]: all IO (the mio reactor, connections, HTTP answers, the clock,
+//!   systemd). [`server::run`] is what the `roomd` binary does.
 //!
 //! # The run loop
 //!
@@ -30,3 +31,4 @@ pub mod fuzzing;
 pub mod journal;
 pub mod protocol;
 pub mod replay;
+pub mod server;
