@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 3] = [
+const TARGETS: [(&str, Body); 4] = [
     ("engine", fuzzing::engine),
     ("protocol_messages", fuzzing::protocol_messages),
     ("journal", fuzzing::journal),
+    ("http_request", fuzzing::http_request),
 ];
 
 fn root() -> PathBuf {

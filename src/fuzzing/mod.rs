@@ -103,3 +103,27 @@ pub fn journal(data: &[u8]) {
     // Any result is fine; only a panic is a bug.
     let _ = crate::replay::check(data);
 }
+
+/// `http_request`: arbitrary bytes into the HTTP request parser. A complete
+/// request's length is within the input and the limit, and parsing just
+/// those bytes gives the same request.
+pub fn http_request(data: &[u8]) {
+    use crate::protocol::http::{MAX_REQUEST_BYTES, Parsed, parse_request};
+    let Ok(Parsed::Complete { request, len }) = parse_request(data) else {
+        return;
+    };
+    assert!(
+        len <= data.len() && len <= MAX_REQUEST_BYTES,
+        "length {len}"
+    );
+    let again = parse_request(&data[..len]);
+    assert_eq!(
+        again,
+        Ok(Parsed::Complete {
+            request: request.clone(),
+            len
+        }),
+        "the request's own bytes parse differently"
+    );
+    let _ = crate::protocol::presence::user_id_from_query(&request.query);
+}
