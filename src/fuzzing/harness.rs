@@ -36,9 +36,6 @@ pub struct Harness {
     digest: u64,
     /// Signal room ids seen in `room-created`, for later joins.
     pub signal_rooms: Vec<String>,
-    /// Every step's outputs, when kept (see [`Self::keep_outputs`]).
-    pub log: Vec<Output>,
-    keep_outputs: bool,
     journal: Option<JournalWriter<Vec<u8>>>,
     /// Each room's members after the last step that mentioned it.
     rooms: BTreeMap<(&'static str, String), Vec<ConnId>>,
@@ -71,16 +68,9 @@ impl Harness {
             conns: BTreeMap::new(),
             digest: 0,
             signal_rooms: Vec::new(),
-            log: Vec::new(),
-            keep_outputs: false,
             journal: None,
             rooms: BTreeMap::new(),
         }
-    }
-
-    /// Keep every output in [`Self::log`] (off by default, for speed).
-    pub fn keep_outputs(&mut self) {
-        self.keep_outputs = true;
     }
 
     /// Journal every input from now on (see [`Self::take_journal`]).
@@ -102,11 +92,6 @@ impl Harness {
     /// A digest of every output so far, in order.
     pub fn digest(&self) -> u64 {
         self.digest
-    }
-
-    /// The engine under test.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     /// The live connections, in id order.
@@ -174,9 +159,6 @@ impl Harness {
             if let Output::Close { conn, .. } | Output::Terminate { conn } = output {
                 closed.push(*conn);
             }
-        }
-        if self.keep_outputs {
-            self.log.extend(outputs.iter().cloned());
         }
         self.check_rooms(&room_sends);
         // The engine forgets a connection when it closes it; the reactor
