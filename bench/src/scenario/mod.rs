@@ -1,0 +1,142 @@
+//! The benchmark scenarios, and what they share: where the server is, how
+//! to find fields in its JSON without parsing it, and the summary line.
+
+pub mod crowd;
+pub mod fanout;
+pub mod relay;
+
+use crate::args::Args;
+use serde_json::{Map, Value};
+use std::net::{IpAddr, SocketAddr};
+
+/// The server under test.
+pub struct Target {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its pid, to read its CPU time and memory from /proc.
+    pub server_pid: Option<String>,
+    /// Source addresses to spread connections over (empty: the default).
+    pub sources: Vec<IpAddr>,
+    /// A label for the output (`roomd`, `node`, `limit`).
+    pub label: String,
+}
+
+impl Target {
+    /// Reads `--addr`, `--server-pid`, `--src A-B` and `--label`.
+    pub fn from_args(args: &Args) -> Result<Target, String> {
+        let addr = args
+            .str("addr")
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| format!("--addr: {e}"))?;
+        let sources = match args.str("src") {
+            None => Vec::new(),
+            Some(spec) => parse_sources(spec)?,
+        };
+        Ok(Target {
+            addr,
+            server_pid: args.str("server-pid").map(str::to_string),
+            sources,
+            label: args.str("label").unwrap_or("server").to_string(),
+        })
+    }
+
+    /// The source address for connection number `i`.
+    pub fn source(&self, i: usize) -> Option<IpAddr> {
+        if self.sources.is_empty() {
+            None
+        } else {
+            Some(self.sources[i % self.sources.len()])
+        }
+    }
+}
+
+/// Parses `127.0.0.2-9` (a range of the last octet) or a comma-separated list.
+fn parse_sources(spec: &str) -> Result<Vec<IpAddr>, String> {
+    let bad = || format!("--src: cannot parse {spec:?}");
+    if let Some((first, last)) = spec.split_once('-') {
+        let first: std::net::Ipv4Addr = first.parse().map_err(|_| bad())?;
+        let last: u8 = last.parse().map_err(|_| bad())?;
+        let [a, b, c, d] = first.octets();
+        if last < d {
+            return Err(bad());
+        }
+        return Ok((d..=last).map(|x| IpAddr::from([a, b, c, x])).collect());
+    }
+    spec.split(',')
+        .map(|s| s.parse().map_err(|_| bad()))
+        .collect()
+}
+
+/// The string value of `"key":"..."` in a compact JSON text, if present.
+pub fn str_field<'a>(text: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let pat = format!("\"{key}\":\"");
+    let start = find(text, pat.as_bytes())? + pat.len();
+    let len = text[start..].iter().position(|&b| b == b'"')?;
+    Some(&text[start..start + len])
+}
+
+/// Position of `needle` in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Whether the message's `type` is `ty` (looked for near the start).
+pub fn is_type(text: &[u8], ty: &str) -> bool {
+    str_field(text, "type") == Some(ty.as_bytes())
+}
+
+/// Parses the `#a:b:c#` stamp the scenarios put in their messages.
+pub fn stamp(text: &[u8]) -> Option<[u64; 3]> {
+    let start = text.iter().position(|&b| b == b'#')? + 1;
+    let mut out = [0u64; 3];
+    let mut i = 0;
+    for &b in &text[start..] {
+        match b {
+            b'0'..=b'9' => out[i] = out[i] * 10 + (b - b'0') as u64,
+            b':' if i < 2 => i += 1,
+            b'#' if i == 2 => return Some(out),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Starts a scenario's JSON summary.
+pub fn summary(scenario: &str, target: &Target) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("scenario".into(), scenario.into());
+    m.insert("server".into(), target.label.clone().into());
+    m
+}
+
+/// Prints the JSON summary as the scenario's last line.
+pub fn print_summary(m: Map<String, Value>) {
+    println!("{}", Value::Object(m));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_fields_and_stamps() {
+        let t = br#"{"type":"room-created","roomId":"123456"}"#;
+        assert_eq!(str_field(t, "roomId"), Some(&b"123456"[..]));
+        assert!(is_type(t, "room-created"));
+        assert!(!is_type(t, "room"));
+        let m = br##"{"type":"chat-message","content":"#3:17:123456#xxxx"}"##;
+        assert_eq!(stamp(m), Some([3, 17, 123456]));
+        assert_eq!(stamp(b"{\"a\":\"#1:2#\"}"), None);
+        assert_eq!(stamp(b"no stamp"), None);
+    }
+
+    #[test]
+    fn parses_source_ranges() {
+        let v = parse_sources("127.0.0.2-4").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[2], IpAddr::from([127, 0, 0, 4]));
+        assert_eq!(parse_sources("127.0.0.1,127.0.0.5").unwrap().len(), 2);
+        assert!(parse_sources("127.0.0.5-2").is_err());
+    }
+}
