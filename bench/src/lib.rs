@@ -10,5 +10,6 @@ pub mod args;
 pub mod frame;
 pub mod limit;
 pub mod net;
+pub mod report;
 pub mod scenario;
 pub mod stats;

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use roomd_bench::args::Args;
+use roomd_bench::report;
 use roomd_bench::scenario::{Target, crowd, fanout, relay};
 
 const USAGE: &str = "usage: roomd-bench fanout|relay|idle|storm [options]
@@ -12,7 +13,8 @@ fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 64
 relay:   --pairs 100 --duration 10 --path /signal
 idle:    --conns 1000 --room-size 10 --in-flight 256 --hold 2 --timeout 30
          --shard i/n --sync-dir DIR (split over processes) --path /stream
-storm:   --conns 1000 --room-size 10 --timeout 30 --path /stream";
+storm:   --conns 1000 --room-size 10 --timeout 30 --path /stream
+report:  --dir DIR (prints the table from DIR/{roomd,node,limit}.jsonl)";
 
 fn main() {
     let mut argv = std::env::args().skip(1);
@@ -24,6 +26,10 @@ fn main() {
             "relay" => relay::run(&target, &relay::Config::from_args(&args)?),
             "idle" => crowd::run_idle(&target, &crowd::Config::from_args(&args)?),
             "storm" => crowd::run_storm(&target, &crowd::Config::from_args(&args)?),
+            "report" => {
+                print!("{}", report::table(args.str("dir").unwrap_or(".").as_ref()));
+                Ok(())
+            }
             _ => Err(USAGE.to_string()),
         }
     });
