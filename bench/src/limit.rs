@@ -236,9 +236,14 @@ impl LimitServer {
                 scratch.resize(filled * 2, 0);
             }
             let (mut eof, mut would_block) = (false, false);
+            let room = scratch.len() - filled;
             match conn.sock.read(&mut scratch[filled..]) {
                 Ok(0) => eof = true,
-                Ok(n) => filled += n,
+                // A short read emptied the socket (see net.rs).
+                Ok(n) => {
+                    filled += n;
+                    would_block = n < room;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => would_block = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,

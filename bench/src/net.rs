@@ -296,9 +296,16 @@ impl Net {
                 scratch.resize(scratch.len() * 2, 0);
             }
             let mut would_block = false;
+            let room = scratch.len() - filled;
             match conn.sock.read(&mut scratch[filled..]) {
                 Ok(0) => eof = true,
-                Ok(n) => filled += n,
+                // A short read emptied the socket: with edge-triggered
+                // readiness, data that arrives later brings a new event, so
+                // the extra read that would only say WouldBlock is skipped.
+                Ok(n) => {
+                    filled += n;
+                    would_block = n < room;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => would_block = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("read: {e}")),
