@@ -18,6 +18,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 const LISTENER: Token = Token(usize::MAX);
 const MAX_FRAME: usize = 1 << 20;
@@ -82,9 +84,14 @@ impl LimitServer {
 
     /// Serves until the process is killed.
     pub fn run(&mut self) -> io::Result<()> {
+        self.run_until(&AtomicBool::new(false))
+    }
+
+    /// Serves until `stop` is set (checked at least every 50 ms).
+    pub fn run_until(&mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        loop {
-            match self.poll.poll(&mut events, None) {
+        while !stop.load(Ordering::Relaxed) {
+            match self.poll.poll(&mut events, Some(Duration::from_millis(50))) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -104,6 +111,7 @@ impl LimitServer {
             }
             self.flush();
         }
+        Ok(())
     }
 
     fn accept(&mut self) {

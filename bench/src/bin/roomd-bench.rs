@@ -28,10 +28,11 @@ fn main() {
             "storm" => crowd::run_storm(&target, &crowd::Config::from_args(&args)?),
             "report" => {
                 print!("{}", report::table(args.str("dir").unwrap_or(".").as_ref()));
-                Ok(())
+                return Ok(());
             }
             _ => Err(USAGE.to_string()),
         }
+        .map(|summary| println!("{}", serde_json::Value::Object(summary)))
     });
     if let Err(e) = result {
         eprintln!("roomd-bench {scenario}: {e}");

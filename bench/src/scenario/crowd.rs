@@ -11,7 +11,7 @@
 //! once, reconnects them all at once and times until every one has
 //! rejoined its room.
 
-use super::{Target, is_type, print_summary, summary};
+use super::{Summary, Target, is_type, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, epoch_ms, now_us, report_cpu, round2, rss_kib};
@@ -189,7 +189,7 @@ fn wait_for(net: &mut Net, h: &mut Crowd, path: &std::path::Path, limit_us: u64)
 }
 
 /// Runs `idle` and prints its lines (shard 0 prints the combined figures).
-pub fn run_idle(target: &Target, cfg: &Config) -> Result<(), String> {
+pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let range = cfg.range();
     println!(
         "idle [{}] {} connections (shard {}/{}: {}), rooms of {}, hold {:.1} s",
@@ -245,7 +245,10 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<(), String> {
         if let Some(release) = sync_file(cfg, "release") {
             wait_for(&mut net, &mut crowd, &release, cfg.timeout_us + 30_000_000);
         }
-        return Ok(());
+        json.insert("scenario".into(), "idle-shard".into());
+        json.insert("shard".into(), cfg.shard.into());
+        json.insert("opened".into(), opened.into());
+        return Ok(json);
     }
 
     // Shard 0: gather the others, hold, read the server's memory.
@@ -298,12 +301,11 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<(), String> {
     if let Some(release) = sync_file(cfg, "release") {
         let _ = std::fs::write(release, b"release");
     }
-    print_summary(json);
-    Ok(())
+    Ok(json)
 }
 
 /// Runs `storm` and prints its lines.
-pub fn run_storm(target: &Target, cfg: &Config) -> Result<(), String> {
+pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let n = cfg.range().len();
     println!(
         "storm [{}] {n} connections in rooms of {}: reset all, reconnect all",
@@ -360,6 +362,5 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<(), String> {
     json.insert("rejoined".into(), crowd.joined_count.into());
     json.insert("all_rejoined".into(), all.into());
     json.insert("rejoin_ms".into(), round2(took_ms).into());
-    print_summary(json);
-    Ok(())
+    Ok(json)
 }

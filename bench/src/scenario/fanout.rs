@@ -4,7 +4,7 @@
 //! each one. Full speed keeps a bounded window of messages in flight per
 //! publisher; `--rate` offers a fixed total rate instead.
 
-use super::{Target, is_type, print_summary, stamp, summary};
+use super::{Summary, Target, is_type, stamp, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -165,7 +165,7 @@ impl Handler for Fanout<'_> {
 }
 
 /// Runs the scenario against `target` and prints its lines.
-pub fn run(target: &Target, cfg: &Config) -> Result<(), String> {
+pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let total = cfg.subs + cfg.pubs;
     let mut net = Net::new(total).map_err(|e| e.to_string())?;
     let full_speed = cfg.rate <= 0.0;
@@ -338,6 +338,5 @@ pub fn run(target: &Target, cfg: &Config) -> Result<(), String> {
     json.insert("p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("p99_ms".into(), round2(p99 as f64 / 1e3).into());
     json.insert("max_ms".into(), round2(max as f64 / 1e3).into());
-    print_summary(json);
-    Ok(())
+    Ok(json)
 }

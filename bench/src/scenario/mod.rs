@@ -102,17 +102,15 @@ pub fn stamp(text: &[u8]) -> Option<[u64; 3]> {
     None
 }
 
+/// A scenario's figures: printed as its final JSON line.
+pub type Summary = Map<String, Value>;
+
 /// Starts a scenario's JSON summary.
-pub fn summary(scenario: &str, target: &Target) -> Map<String, Value> {
+pub fn summary(scenario: &str, target: &Target) -> Summary {
     let mut m = Map::new();
     m.insert("scenario".into(), scenario.into());
     m.insert("server".into(), target.label.clone().into());
     m
-}
-
-/// Prints the JSON summary as the scenario's last line.
-pub fn print_summary(m: Map<String, Value>) {
-    println!("{}", Value::Object(m));
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! back, the host measures the round trip and sends the next one. One
 //! message in flight per pair.
 
-use super::{Target, is_type, print_summary, stamp, str_field, summary};
+use super::{Summary, Target, is_type, stamp, str_field, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -124,7 +124,7 @@ impl Handler for Relay {
 }
 
 /// Runs the scenario against `target` and prints its lines.
-pub fn run(target: &Target, cfg: &Config) -> Result<(), String> {
+pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     println!(
         "relay [{}] {} pairs, one signal in flight per pair, {:.1} s",
         target.label,
@@ -215,6 +215,5 @@ pub fn run(target: &Target, cfg: &Config) -> Result<(), String> {
     json.insert("rtt_p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("rtt_p99_ms".into(), round2(p99 as f64 / 1e3).into());
     json.insert("errors".into(), r.errors.into());
-    print_summary(json);
-    Ok(())
+    Ok(json)
 }
