@@ -16,6 +16,10 @@
 #   BENCH_IDLE_CONNS  idle connections, split over two generators [19000 / 4000]
 #   BENCH_STORM_CONNS storm connections [10000 / 2000]
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU  cores to pin to [0 / 1]
+#   BENCH_ROOMD       the roomd binary [target/release/roomd]
+#   BENCH_ROOMD_FLAGS extra roomd flags [--max-connections 20000
+#                     --rate-limit 0 --log-level warn]: the Node reference
+#                     has no rate limit, and idle needs 19,000 connections
 #   BENCH_OUT         where logs and JSON lines go [a fresh temp dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +36,8 @@ STORM_CONNS=${BENCH_STORM_CONNS:-$(pick 10000 2000)}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/roomd-bench.XXXXXX)}
+ROOMD=${BENCH_ROOMD:-target/release/roomd}
+read -r -a ROOMD_FLAGS <<<"${BENCH_ROOMD_FLAGS:---max-connections 20000 --rate-limit 0 --log-level warn}"
 SRC=127.0.0.2-9 # extra source addresses, past the ephemeral-port limit
 mkdir -p "$OUT"
 
@@ -70,7 +76,7 @@ free_port() {
 start_server() { # name port
     local name=$1 port=$2 addr=127.0.0.1:$2
     case $name in
-    roomd) set -- target/release/roomd --listen "$addr" ;;
+    roomd) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
     node) set -- node bench/node/server.js --listen "$addr" ;;
     limit) set -- target/release/limit-server --listen "$addr" ;;
     esac
@@ -122,8 +128,8 @@ matrix() { # name
 }
 
 for name in $SERVERS; do
-    if [ "$name" = roomd ] && [ ! -x target/release/roomd ]; then
-        echo "== roomd: no target/release/roomd binary on this branch yet; skipped"
+    if [ "$name" = roomd ] && [ ! -x "$ROOMD" ]; then
+        echo "== roomd: no $ROOMD binary; skipped"
         continue
     fi
     matrix "$name"

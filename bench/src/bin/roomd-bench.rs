@@ -19,6 +19,10 @@ report:  --dir DIR (prints the table from DIR/{roomd,node,limit}.jsonl)";
 fn main() {
     let mut argv = std::env::args().skip(1);
     let scenario = argv.next().unwrap_or_default();
+    if matches!(scenario.as_str(), "help" | "--help" | "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let result = Args::parse(argv).and_then(|args| {
         let target = Target::from_args(&args)?;
         match scenario.as_str() {
