@@ -3,6 +3,7 @@
 //! shared read buffer and one write per connection per loop turn.
 
 use crate::frame;
+use crate::stats::now_us;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -52,6 +53,7 @@ pub struct Net {
     dirty: Vec<usize>,
     mask_state: u32,
     open: usize,
+    read_us: u64,
 }
 
 impl Net {
@@ -65,6 +67,7 @@ impl Net {
             dirty: Vec::new(),
             mask_state: 0x9E37_79B9,
             open: 0,
+            read_us: 0,
         })
     }
 
@@ -76,6 +79,12 @@ impl Net {
     /// Number of connections currently open (upgraded).
     pub fn open_count(&self) -> usize {
         self.open
+    }
+
+    /// When the read that brought the message being handled returned (one
+    /// clock read per socket read, not per message).
+    pub fn read_time(&self) -> u64 {
+        self.read_us
     }
 
     /// Whether connection `id` exists (connecting, upgrading or open).
@@ -305,6 +314,7 @@ impl Net {
                 Ok(n) => {
                     filled += n;
                     would_block = n < room;
+                    self.read_us = now_us();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => would_block = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -106,7 +106,7 @@ impl Fanout<'_> {
     }
 
     fn delivered(&mut self, net: &mut Net, [p, seq, sent]: [u64; 3]) {
-        let now = now_us();
+        let now = net.read_time();
         self.received += 1;
         if self.phase == Phase::Running {
             self.received_in_run += 1;

@@ -86,9 +86,33 @@ pub fn is_type(text: &[u8], ty: &str) -> bool {
     str_field(text, "type") == Some(ty.as_bytes())
 }
 
+/// Position of the first `byte` in `hay`, eight bytes at a time.
+pub fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * byte as u64;
+    let mut chunks = hay.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| offset + i)
+}
+
 /// Parses the `#a:b:c#` stamp the scenarios put in their messages.
 pub fn stamp(text: &[u8]) -> Option<[u64; 3]> {
-    let start = text.iter().position(|&b| b == b'#')? + 1;
+    let start = find_byte(text, b'#')? + 1;
     let mut out = [0u64; 3];
     let mut i = 0;
     for &b in &text[start..] {
@@ -127,6 +151,21 @@ mod tests {
         assert_eq!(stamp(m), Some([3, 17, 123456]));
         assert_eq!(stamp(b"{\"a\":\"#1:2#\"}"), None);
         assert_eq!(stamp(b"no stamp"), None);
+    }
+
+    #[test]
+    fn find_byte_agrees_with_a_plain_scan() {
+        let hay: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37)).collect();
+        for byte in 0..=255u8 {
+            for start in 0..20 {
+                let want = hay[start..].iter().position(|&b| b == byte);
+                assert_eq!(
+                    find_byte(&hay[start..], byte),
+                    want,
+                    "byte {byte} from {start}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Handler for Relay {
                 net.send_text(id, text); // the guest answers with the same message
             } else {
                 self.trips += 1;
-                self.rtt.record(now_us().saturating_sub(sent));
+                self.rtt.record(net.read_time().saturating_sub(sent));
                 if self.running {
                     self.ping(net, pair);
                 }
