@@ -175,7 +175,49 @@ pub fn table(dir: &Path) -> String {
             ratio(&cells[0], &cells[2]),
         );
     }
-    out += "(* = the load generator used over 80% of its core: client-bound)\n";
+    out += "(* = the load generator used over 80% of its core: client-bound)\n\n";
+    out += &cpu_table(&runs);
+    out
+}
+
+/// Where each run spent its CPU: server / generator, % of one core.
+fn cpu_table(runs: &[Vec<Value>]) -> String {
+    let mut out = format!(
+        "| {:<38} | {:>11} | {:>11} | {:>11} |\n|{}|{}|{}|{}|\n",
+        "cpu % of a core: server / generator",
+        "roomd",
+        "node",
+        "limit",
+        "-".repeat(40),
+        "-".repeat(13),
+        "-".repeat(13),
+        "-".repeat(13)
+    );
+    let mut seen = Vec::new();
+    for row in ROWS {
+        if seen.contains(&(row.scenario, row.mode)) {
+            continue;
+        }
+        seen.push((row.scenario, row.mode));
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| match find(r, row) {
+                None => "-".to_string(),
+                Some(v) => {
+                    let pct = |k: &str| {
+                        v[k].as_f64()
+                            .map_or("?".to_string(), |x| format!("{:.0}", x * 100.0))
+                    };
+                    format!("{} / {}", pct("server_cpu"), pct("client_cpu"))
+                }
+            })
+            .collect();
+        let label = row.label.split(':').next().unwrap_or(row.label);
+        out += &format!(
+            "| {:<38} | {:>11} | {:>11} | {:>11} |\n",
+            label, cells[0], cells[1], cells[2]
+        );
+    }
     out
 }
 
