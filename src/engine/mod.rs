@@ -2,12 +2,43 @@
 //!
 //! It takes `(now, Input)` and queues [`Output`]s; it never reads a clock,
 //! touches a socket or file, or uses a global RNG.
+//!
+//! Layout: this file holds the API (inputs, outputs, config, counters) and
+//! the dispatch of inputs; `route` gives each path its own protocol state
+//! (`scratch`, `signal`, `presence`, `chat`, `stream`, one module each);
+//! `outbox` queues outputs and counts them; `heartbeat` and `rate_limit`
+//! are the per-connection timers and token buckets; `ordered` is the
+//! insertion-ordered member map; `inspect` the read-only introspection.
+//!
+//! Engine-side closes: a binary message gets [`Output::Close`] 1003; a
+//! connection over the rate limit for `rate_limit_close_after_ms` gets
+//! 1008; a presence connection opened without a valid `userId` (which the
+//! reactor should have refused with `400`) gets 1008; an open on a path
+//! already serving another protocol gets 1011. A connection silent for a
+//! whole heartbeat interval after a ping gets [`Output::Terminate`]. In
+//! every case the engine has already removed it, and told its peers.
 
 use crate::protocol::Protocol;
+use heartbeat::{Due, Heartbeats, Liveness};
+use outbox::{Cx, Outbox};
+use rate_limit::{TokenBucket, Verdict};
+use route::Route;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
+mod chat;
+mod heartbeat;
+mod inspect;
+mod ordered;
+mod outbox;
+mod presence;
+mod rate_limit;
 pub mod rng;
+mod route;
+mod scratch;
+mod signal;
+mod stream;
 
 /// A connection's engine id, assigned by the caller and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -166,14 +197,36 @@ impl Stats {
     }
 }
 
+/// The error text sent for a message refused by the rate limiter.
+pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
+
+/// An open connection as the engine knows it.
+#[derive(Debug)]
+struct Conn {
+    /// Index into `Engine::routes`.
+    route: usize,
+    protocol: Protocol,
+    /// Distinguishes this opening from any earlier one with the same id.
+    serial: u64,
+    live: Liveness,
+    bucket: TokenBucket,
+}
+
 /// The engine. See the crate docs for the run loop.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     seed: u64,
     rng: rng::Rng,
-    outputs: Vec<Output>,
-    stats: Stats,
+    out: Outbox,
+    conns: HashMap<ConnId, Conn>,
+    /// Routes in the order they were first used, and their index by path.
+    routes: Vec<Route>,
+    route_index: HashMap<String, usize>,
+    heartbeats: Heartbeats,
+    next_serial: u64,
+    /// The latest `now_ms` seen (time never goes backwards).
+    now_ms: u64,
 }
 
 impl Engine {
@@ -183,8 +236,13 @@ impl Engine {
             config,
             seed,
             rng: rng::Rng::new(seed),
-            outputs: Vec::new(),
-            stats: Stats::default(),
+            out: Outbox::new(),
+            conns: HashMap::new(),
+            routes: Vec::new(),
+            route_index: HashMap::new(),
+            heartbeats: Heartbeats::default(),
+            next_serial: 0,
+            now_ms: 0,
         }
     }
 
@@ -199,20 +257,189 @@ impl Engine {
     }
 
     /// Feeds one input at wall-clock time `now_ms` (epoch milliseconds,
-    /// never decreasing). Its outputs are queued for [`Self::drain_outputs`].
+    /// never decreasing; an earlier time is taken as the latest seen).
+    /// Its outputs are queued for [`Self::drain_outputs`]. Inputs for an
+    /// unknown connection are ignored.
     pub fn handle(&mut self, now_ms: u64, input: Input) {
-        // Placeholder until the protocol state machines land.
-        let _ = (now_ms, input, &mut self.rng);
+        let now = now_ms.max(self.now_ms);
+        self.now_ms = now;
+        match input {
+            Input::Open {
+                conn,
+                protocol,
+                path,
+                query,
+                peer,
+                ..
+            } => self.open(now, conn, protocol, path, &query, peer.as_deref()),
+            Input::Text { conn, text } => self.text(now, conn, &text),
+            Input::Binary { conn, len } => self.binary(now, conn, len),
+            Input::Pong { conn } => match self.conns.get_mut(&conn) {
+                Some(c) => c.live.heard(),
+                None => log::debug!("pong from unknown connection {conn:?}"),
+            },
+            Input::Closed { conn } => {
+                if !self.disconnect(now, conn) {
+                    log::debug!("close of unknown connection {conn:?}");
+                }
+            }
+            Input::Tick => self.tick(now),
+        }
     }
 
     /// Takes the queued outputs, in order. Call after every [`Self::handle`].
     #[must_use = "outputs are the engine's only effect"]
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        self.outputs.drain(..)
+        self.out.outputs.drain(..)
     }
 
     /// The current counters.
     pub fn stats(&self) -> Stats {
-        self.stats.clone()
+        self.out.stats.clone()
+    }
+
+    fn open(
+        &mut self,
+        now: u64,
+        conn: ConnId,
+        protocol: Protocol,
+        path: String,
+        query: &str,
+        peer: Option<&str>,
+    ) {
+        if self.conns.contains_key(&conn) {
+            log::debug!("open of already open connection {conn:?} ignored");
+            return;
+        }
+        let route = match self.route_index.get(&path) {
+            Some(&i) => i,
+            None => {
+                let interval = self.config.presence_stats_interval_ms;
+                self.routes
+                    .push(Route::new(path.clone(), protocol, now, interval));
+                self.route_index.insert(path, self.routes.len() - 1);
+                self.routes.len() - 1
+            }
+        };
+        if self.routes[route].protocol != protocol {
+            log::warn!(
+                "{conn:?}: {} is not a {protocol} route",
+                self.routes[route].path
+            );
+            let reason = "route protocol mismatch";
+            self.out.outputs.push(Output::Close {
+                conn,
+                code: 1011,
+                reason,
+            });
+            return;
+        }
+        let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, protocol);
+        if let Err(reason) = self.routes[route].open(conn, query, &mut cx) {
+            log::debug!("{conn:?} refused: {reason}");
+            self.out.outputs.push(Output::Close {
+                conn,
+                code: 1008,
+                reason,
+            });
+            return;
+        }
+        cx.stats().connections += 1;
+        log::debug!(
+            "{conn:?} opened on {} from {peer:?}",
+            self.routes[route].path
+        );
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let (live, bucket) = (Liveness::default(), TokenBucket::new(&self.config, now));
+        self.conns.insert(
+            conn,
+            Conn {
+                route,
+                protocol,
+                serial,
+                live,
+                bucket,
+            },
+        );
+        self.heartbeats
+            .schedule(now, self.config.heartbeat_interval_ms, conn, serial);
+    }
+
+    fn text(&mut self, now: u64, conn: ConnId, text: &str) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            log::debug!("text from unknown connection {conn:?}");
+            return;
+        };
+        c.live.heard();
+        let verdict = c.bucket.admit(&self.config, now);
+        let route = &mut self.routes[c.route];
+        let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
+        let stats = cx.stats();
+        stats.messages_in += 1;
+        stats.bytes_in += text.len() as u64;
+        match verdict {
+            Verdict::Allow => route.text(conn, text, &mut cx),
+            Verdict::Refuse => {
+                cx.stats().rate_limited += 1;
+                route.send_error(conn, RATE_LIMIT_EXCEEDED, &mut cx);
+            }
+            Verdict::Close => {
+                cx.stats().rate_limited += 1;
+                self.close(now, conn, 1008, RATE_LIMIT_EXCEEDED);
+            }
+        }
+    }
+
+    fn binary(&mut self, now: u64, conn: ConnId, len: usize) {
+        let Some(c) = self.conns.get(&conn) else {
+            log::debug!("binary from unknown connection {conn:?}");
+            return;
+        };
+        let stats = &mut self.out.stats.per_protocol[c.protocol.index()];
+        stats.messages_in += 1;
+        stats.bytes_in += len as u64;
+        self.close(now, conn, 1003, "binary messages are not supported");
+    }
+
+    /// Asks the reactor to close `conn` and removes it from everything.
+    fn close(&mut self, now: u64, conn: ConnId, code: u16, reason: &'static str) {
+        self.out.outputs.push(Output::Close { conn, code, reason });
+        self.disconnect(now, conn);
+    }
+
+    /// Removes `conn` from everything (others are told as on leaving);
+    /// `false` if it was unknown.
+    fn disconnect(&mut self, now: u64, conn: ConnId) -> bool {
+        let Some(c) = self.conns.remove(&conn) else {
+            return false;
+        };
+        let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
+        self.routes[c.route].close(conn, &mut cx);
+        cx.stats().connections -= 1;
+        true
+    }
+
+    fn tick(&mut self, now: u64) {
+        let interval = self.config.heartbeat_interval_ms;
+        while let Some((conn, serial)) = self.heartbeats.pop_due(now) {
+            let Some(c) = self.conns.get_mut(&conn).filter(|c| c.serial == serial) else {
+                continue;
+            };
+            match self
+                .heartbeats
+                .fire(now, interval, conn, serial, &mut c.live)
+            {
+                Due::Ping => self.out.outputs.push(Output::Ping { conn }),
+                Due::Dead => {
+                    log::debug!("{conn:?} silent since its last ping: terminated");
+                    self.out.outputs.push(Output::Terminate { conn });
+                    self.disconnect(now, conn);
+                }
+            }
+        }
+        for route in &mut self.routes {
+            route.tick(now, self.config.presence_stats_interval_ms);
+        }
     }
 }

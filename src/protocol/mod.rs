@@ -4,7 +4,39 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod chat;
+pub mod envelope;
+pub mod presence;
+pub mod scratch;
+pub mod signal;
+pub mod stream;
 pub mod timestamp;
+
+/// Rendering of an outbound message as JSON text.
+pub trait Encode {
+    /// The JSON text of this message.
+    fn encode(&self) -> String;
+}
+
+impl<T: Serialize + ?Sized> Encode for T {
+    /// Our message types hold only strings, numbers, booleans and
+    /// already-valid raw JSON, so serialising cannot fail.
+    fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            log::error!("cannot serialise an outbound message: {e}");
+            String::from("{}")
+        })
+    }
+}
+
+/// `{"type":"error","message":M}`: the error message of `scratch`,
+/// `signal` and `stream`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "error")]
+pub struct ErrorMessage<'a> {
+    /// What went wrong.
+    pub message: &'a str,
+}
 
 /// One of the wire protocols roomd speaks (see `PROTOCOLS.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -85,6 +117,14 @@ impl FromStr for Protocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_message_shape() {
+        assert_eq!(
+            ErrorMessage { message: "x \"y\"" }.encode(),
+            r#"{"type":"error","message":"x \"y\""}"#
+        );
+    }
 
     #[test]
     fn names_round_trip() {

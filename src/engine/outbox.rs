@@ -1,0 +1,114 @@
+//! The engine's queued outputs and counters, and the context a protocol
+//! handler works in.
+
+use super::rng::Rng;
+use super::{ConnId, EngineConfig, Output, ProtocolStats, Stats};
+use crate::protocol::timestamp::format_ts;
+use crate::protocol::{Encode, ErrorMessage, Protocol};
+use std::sync::Arc;
+
+/// Queued outputs, counters and the formatted-timestamp cache.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    /// Outputs not yet drained.
+    pub outputs: Vec<Output>,
+    /// The counters.
+    pub stats: Stats,
+    /// `ts` is the `TS` of `ts_ms` (empty before the first use).
+    ts_ms: u64,
+    ts: String,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Outbox {
+            outputs: Vec::new(),
+            stats: Stats::default(),
+            ts_ms: 0,
+            ts: String::new(),
+        }
+    }
+}
+
+/// What a protocol handler may touch while handling one input.
+pub(crate) struct Cx<'a> {
+    out: &'a mut Outbox,
+    /// The engine's seeded PRNG.
+    pub rng: &'a mut Rng,
+    /// The engine's configuration.
+    pub config: &'a EngineConfig,
+    /// The input's time, epoch milliseconds.
+    pub now: u64,
+    protocol: Protocol,
+}
+
+impl<'a> Cx<'a> {
+    /// A context for handling one input on a route of `protocol`.
+    pub fn new(
+        out: &'a mut Outbox,
+        rng: &'a mut Rng,
+        config: &'a EngineConfig,
+        now: u64,
+        protocol: Protocol,
+    ) -> Self {
+        Cx {
+            out,
+            rng,
+            config,
+            now,
+            protocol,
+        }
+    }
+
+    /// `TS` for now, formatted at most once per millisecond.
+    pub fn ts(&mut self) -> &str {
+        if self.out.ts.is_empty() || self.out.ts_ms != self.now {
+            self.out.ts = format_ts(self.now);
+            self.out.ts_ms = self.now;
+        }
+        &self.out.ts
+    }
+
+    /// This protocol's counters.
+    pub fn stats(&mut self) -> &mut ProtocolStats {
+        &mut self.out.stats.per_protocol[self.protocol.index()]
+    }
+
+    /// Sends `text` to one connection.
+    pub fn send(&mut self, conn: ConnId, text: String) {
+        self.broadcast(std::iter::once(conn), text);
+    }
+
+    /// Sends an error message to one connection (counted in `errors_sent`).
+    pub fn send_error(&mut self, conn: ConnId, text: String) {
+        self.stats().errors_sent += 1;
+        self.send(conn, text);
+    }
+
+    /// Sends `{"type":"error","message":M}`, the error message of
+    /// `scratch`, `signal` and `stream`.
+    pub fn error(&mut self, conn: ConnId, message: &str) {
+        self.send_error(conn, ErrorMessage { message }.encode());
+    }
+
+    /// Sends `text` to every connection of `to`, sharing one allocation.
+    pub fn broadcast(&mut self, to: impl IntoIterator<Item = ConnId>, text: String) {
+        let text: Arc<str> = Arc::from(text);
+        let to = to.into_iter();
+        let outputs = &mut self.out.outputs;
+        // Reserve once: member iterators know their upper bound.
+        let (low, high) = to.size_hint();
+        outputs.reserve(high.unwrap_or(low));
+        let before = outputs.len();
+        for conn in to {
+            outputs.push(Output::Send {
+                conn,
+                text: Arc::clone(&text),
+            });
+        }
+        let sent = (outputs.len() - before) as u64;
+        let stats = self.stats();
+        stats.messages_out += sent;
+        stats.bytes_out += sent * text.len() as u64;
+    }
+}

@@ -1,0 +1,162 @@
+//! Routes: each path is its own namespace holding one protocol's state.
+
+use super::ConnId;
+use super::chat::{self, ChatRoute};
+use super::outbox::Cx;
+use super::presence::{self, PresenceRoute};
+use super::scratch::ScratchRoute;
+use super::signal::SignalRoute;
+use super::stream::StreamRoute;
+use crate::protocol::Protocol;
+
+/// One protocol's state on one route.
+#[derive(Debug)]
+pub(crate) enum State {
+    Scratch(ScratchRoute),
+    Signal(SignalRoute),
+    Presence(PresenceRoute),
+    Chat(ChatRoute),
+    Stream(StreamRoute),
+}
+
+/// A route: a path and its protocol state.
+#[derive(Debug)]
+pub(crate) struct Route {
+    /// The path, e.g. `/chat`.
+    pub path: String,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
+    state: State,
+}
+
+impl Route {
+    /// An empty route created at `now_ms`.
+    pub fn new(path: String, protocol: Protocol, now_ms: u64, stats_interval_ms: u64) -> Self {
+        let state = match protocol {
+            Protocol::Scratch => State::Scratch(ScratchRoute::default()),
+            Protocol::Signal => State::Signal(SignalRoute::default()),
+            Protocol::Presence => State::Presence(PresenceRoute::new(now_ms, stats_interval_ms)),
+            Protocol::Chat => State::Chat(ChatRoute::default()),
+            Protocol::Stream => State::Stream(StreamRoute::default()),
+        };
+        Route {
+            path,
+            protocol,
+            state,
+        }
+    }
+
+    /// A connection opened with `query`; `Err` refuses it (presence
+    /// without a valid `userId`).
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), &'static str> {
+        match &mut self.state {
+            State::Scratch(s) => s.open(conn, cx),
+            State::Signal(s) => s.open(conn),
+            State::Presence(s) => return s.open(conn, query, cx),
+            State::Chat(s) => s.open(conn, cx),
+            State::Stream(s) => s.open(conn),
+        }
+        Ok(())
+    }
+
+    /// One text message.
+    pub fn text(&mut self, conn: ConnId, text: &str, cx: &mut Cx<'_>) {
+        match &mut self.state {
+            State::Scratch(s) => s.text(conn, text, cx),
+            State::Signal(s) => s.text(conn, text, cx),
+            State::Presence(s) => s.text(conn, text, cx),
+            State::Chat(s) => s.text(conn, text, cx),
+            State::Stream(s) => s.text(conn, text, cx),
+        }
+    }
+
+    /// The connection is gone: it leaves everything, others are told.
+    pub fn close(&mut self, conn: ConnId, cx: &mut Cx<'_>) {
+        match &mut self.state {
+            State::Scratch(s) => s.close(conn, cx),
+            State::Signal(s) => s.close(conn, cx),
+            State::Presence(s) => s.close(conn, cx),
+            State::Chat(s) => s.close(conn),
+            State::Stream(s) => s.close(conn, cx),
+        }
+    }
+
+    /// Sends the protocol's error message with `message`.
+    pub fn send_error(&self, conn: ConnId, message: &str, cx: &mut Cx<'_>) {
+        match self.protocol {
+            Protocol::Presence => presence::send_error(conn, message, cx),
+            Protocol::Chat => chat::send_error(conn, message, cx),
+            Protocol::Scratch | Protocol::Signal | Protocol::Stream => cx.error(conn, message),
+        }
+    }
+
+    /// Periodic work (the presence `stats:` line).
+    pub fn tick(&mut self, now_ms: u64, stats_interval_ms: u64) {
+        if let State::Presence(s) = &mut self.state {
+            s.tick(&self.path, now_ms, stats_interval_ms);
+        }
+    }
+
+    /// Live rooms (sessions for scratch; 0 for chat and presence).
+    pub fn room_count(&self) -> usize {
+        match &self.state {
+            State::Scratch(s) => s.room_count(),
+            State::Signal(s) => s.room_count(),
+            State::Stream(s) => s.room_count(),
+            State::Presence(_) | State::Chat(_) => 0,
+        }
+    }
+
+    /// Online users (presence only).
+    pub fn online_users(&self) -> Vec<String> {
+        match &self.state {
+            State::Presence(s) => s.online_users(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Open connections.
+    pub fn conn_count(&self) -> usize {
+        match &self.state {
+            State::Scratch(s) => s.conn_count(),
+            State::Signal(s) => s.conn_count(),
+            State::Presence(s) => s.conn_count(),
+            State::Chat(s) => s.conn_count(),
+            State::Stream(s) => s.conn_count(),
+        }
+    }
+
+    /// Whether `conn` is on this route.
+    pub fn has_conn(&self, conn: ConnId) -> bool {
+        match &self.state {
+            State::Scratch(s) => s.has_conn(conn),
+            State::Signal(s) => s.has_conn(conn),
+            State::Presence(s) => s.has_conn(conn),
+            State::Chat(s) => s.has_conn(conn),
+            State::Stream(s) => s.has_conn(conn),
+        }
+    }
+
+    /// See [`super::Engine::members`].
+    pub fn members(&self, room: &str) -> Option<Vec<ConnId>> {
+        match &self.state {
+            State::Scratch(s) => s.members(room),
+            State::Signal(s) => s.members(room),
+            State::Presence(s) => s.members(room),
+            State::Chat(s) => Some(s.members()),
+            State::Stream(s) => s.members(room),
+        }
+    }
+
+    /// Checks this route's cross-indexes.
+    pub fn check(&self, max_rooms: usize) -> Result<(), String> {
+        match &self.state {
+            State::Scratch(s) => s.check(),
+            State::Signal(s) => s.check(max_rooms),
+            State::Presence(s) => s.check(),
+            State::Chat(s) => s.check(),
+            State::Stream(s) => s.check(max_rooms),
+        }
+        .map_err(|e| format!("{}: {e}", self.path))
+    }
+}
