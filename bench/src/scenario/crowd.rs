@@ -9,7 +9,8 @@
 //!
 //! `storm` opens and joins N connections the same way, resets them all at
 //! once, reconnects them all at once and times until every one has
-//! rejoined its room.
+//! rejoined its room; a connection that fails is tried again 100 ms later,
+//! as a client with auto-reconnect would.
 
 use super::{Summary, Target, is_type, summary};
 use crate::args::Args;
@@ -83,7 +84,14 @@ struct Crowd<'a> {
     closed: usize,
     errors: usize,
     first_problem: Option<String>,
+    /// Whether a failed connection is tried again (as a client with
+    /// auto-reconnect would), and which are due when.
+    reconnect: bool,
+    retry: Vec<(usize, u64)>,
 }
+
+/// How long a client waits before trying a failed connection again.
+const RETRY_DELAY_US: u64 = 100_000;
 
 impl Handler for Crowd<'_> {
     fn on_open(&mut self, net: &mut Net, id: usize) {
@@ -121,6 +129,9 @@ impl Handler for Crowd<'_> {
         if self.first_problem.is_none() {
             self.first_problem = Some(format!("connection {id}: {why}"));
         }
+        if self.reconnect {
+            self.retry.push((id, now_us() + RETRY_DELAY_US));
+        }
     }
 }
 
@@ -138,12 +149,14 @@ impl Crowd<'_> {
             closed: 0,
             errors: 0,
             first_problem: None,
+            reconnect: false,
+            retry: Vec::new(),
         }
     }
 
     /// Connects every local id with at most `in_flight` not yet joined, and
     /// returns when all have joined, or the deadline passed, or a
-    /// connection failed.
+    /// connection failed (unless failed ones are retried).
     fn connect_all(
         &mut self,
         net: &mut Net,
@@ -153,7 +166,20 @@ impl Crowd<'_> {
     ) -> Result<(), String> {
         let n = self.joined.len();
         let mut started = 0;
-        while self.joined_count < n && now_us() < deadline && self.closed == 0 {
+        while self.joined_count < n && now_us() < deadline && (self.reconnect || self.closed == 0) {
+            let now = now_us();
+            let mut i = 0;
+            while i < self.retry.len() {
+                let (id, due) = self.retry[i];
+                if due > now {
+                    i += 1;
+                    continue;
+                }
+                self.retry.swap_remove(i);
+                let g = self.first + id;
+                net.connect(id, target.addr, target.source(g), &self.cfg.path)
+                    .map_err(|e| format!("reconnect #{id}: {e}"))?;
+            }
             while started < n && started - self.joined_count.min(started) < in_flight {
                 let g = self.first + started;
                 net.connect(started, target.addr, target.source(g), &self.cfg.path)
@@ -341,6 +367,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
     crowd.joined_count = 0;
     crowd.opened = 0;
     crowd.closed = 0;
+    crowd.reconnect = true;
     // Everyone at once: the in-flight bound is the whole crowd.
     crowd.connect_all(&mut net, target, n, drop_at + cfg.timeout_us)?;
     let took_ms = (crowd.last_join_us.max(drop_at) - drop_at) as f64 / 1e3;
@@ -353,7 +380,12 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
         if all { "all" } else { "(NOT all)" },
         took_ms,
         if crowd.closed > 0 {
-            format!("; {} failed: {}", crowd.closed, crowd.problem())
+            format!(
+                "; {} attempts failed and were retried after {} ms (first: {})",
+                crowd.closed,
+                RETRY_DELAY_US / 1000,
+                crowd.problem()
+            )
         } else {
             String::new()
         }
@@ -361,6 +393,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("conns".into(), n.into());
     json.insert("rejoined".into(), crowd.joined_count.into());
     json.insert("all_rejoined".into(), all.into());
+    json.insert("failed_attempts".into(), crowd.closed.into());
     json.insert("rejoin_ms".into(), round2(took_ms).into());
     Ok(json)
 }
