@@ -11,12 +11,13 @@
 //! behaves like `stream` (join-room, chat-message to all in the room).
 
 use crate::frame;
+use crate::net::{Fill, fill};
 use crate::scenario::str_field;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -243,19 +244,12 @@ impl LimitServer {
                 }
                 scratch.resize(filled * 2, 0);
             }
-            let (mut eof, mut would_block) = (false, false);
-            let room = scratch.len() - filled;
-            match conn.sock.read(&mut scratch[filled..]) {
-                Ok(0) => eof = true,
-                // A short read emptied the socket (see net.rs).
-                Ok(n) => {
-                    filled += n;
-                    would_block = n < room;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => would_block = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let (eof, would_block) = match fill(&mut conn.sock, scratch, &mut filled) {
+                Ok(Fill::Eof) => (true, false),
+                Ok(Fill::Empty) => (false, true),
+                Ok(Fill::Data { drained }) => (false, drained),
                 Err(_) => return false,
-            }
+            };
             let mut pos = 0;
             if !conn.upgraded {
                 match upgrade(&scratch[..filled]) {

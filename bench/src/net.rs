@@ -305,19 +305,13 @@ impl Net {
                 scratch.resize(scratch.len() * 2, 0);
             }
             let mut would_block = false;
-            let room = scratch.len() - filled;
-            match conn.sock.read(&mut scratch[filled..]) {
-                Ok(0) => eof = true,
-                // A short read emptied the socket: with edge-triggered
-                // readiness, data that arrives later brings a new event, so
-                // the extra read that would only say WouldBlock is skipped.
-                Ok(n) => {
-                    filled += n;
-                    would_block = n < room;
+            match fill(&mut conn.sock, scratch, &mut filled) {
+                Ok(Fill::Eof) => eof = true,
+                Ok(Fill::Empty) => would_block = true,
+                Ok(Fill::Data { drained }) => {
+                    would_block = drained;
                     self.read_us = now_us();
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => would_block = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("read: {e}")),
             }
             let mut pos = 0;
@@ -362,6 +356,40 @@ impl Net {
             conn.partial.extend_from_slice(&scratch[..filled]);
         }
         Ok(())
+    }
+}
+
+/// What one read found.
+pub enum Fill {
+    /// Bytes arrived; `drained` when the read was short, which means the
+    /// socket is empty: with edge-triggered readiness, data arriving later
+    /// brings a new event, so the read that would only say WouldBlock is
+    /// skipped.
+    Data {
+        /// The socket had no more bytes.
+        drained: bool,
+    },
+    /// The peer closed.
+    Eof,
+    /// Nothing to read (WouldBlock).
+    Empty,
+}
+
+/// Reads once into `buf[*filled..]` (which must not be full), advancing
+/// `filled`; retries an interrupted read.
+pub fn fill(sock: &mut impl Read, buf: &mut [u8], filled: &mut usize) -> io::Result<Fill> {
+    let room = buf.len() - *filled;
+    loop {
+        return match sock.read(&mut buf[*filled..]) {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(n) => {
+                *filled += n;
+                Ok(Fill::Data { drained: n < room })
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Fill::Empty),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
     }
 }
 

@@ -12,7 +12,7 @@
 //! rejoined its room; a connection that fails is tried again 100 ms later,
 //! as a client with auto-reconnect would.
 
-use super::{Summary, Target, is_type, summary};
+use super::{Problems, Summary, Target, is_type, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, epoch_ms, now_us, report_cpu, round2, rss_kib};
@@ -81,9 +81,7 @@ struct Crowd<'a> {
     opened: usize,
     last_open_us: u64,
     last_join_us: u64,
-    closed: usize,
-    errors: usize,
-    first_problem: Option<String>,
+    problems: Problems,
     /// Whether a failed connection is tried again (as a client with
     /// auto-reconnect would), and which are due when.
     reconnect: bool,
@@ -113,21 +111,15 @@ impl Handler for Crowd<'_> {
                 self.last_join_us = now_us();
             }
         } else if is_type(text, "error") {
-            self.errors += 1;
-            if self.first_problem.is_none() {
-                self.first_problem = Some(String::from_utf8_lossy(text).into_owned());
-            }
+            self.problems.error_reply(text);
         }
     }
 
     fn on_close(&mut self, _net: &mut Net, id: usize, why: &str) {
-        self.closed += 1;
+        self.problems.closed(id, why);
         if self.joined[id] {
             self.joined[id] = false;
             self.joined_count -= 1;
-        }
-        if self.first_problem.is_none() {
-            self.first_problem = Some(format!("connection {id}: {why}"));
         }
         if self.reconnect {
             self.retry.push((id, now_us() + RETRY_DELAY_US));
@@ -146,9 +138,7 @@ impl Crowd<'_> {
             opened: 0,
             last_open_us: 0,
             last_join_us: 0,
-            closed: 0,
-            errors: 0,
-            first_problem: None,
+            problems: Problems::default(),
             reconnect: false,
             retry: Vec::new(),
         }
@@ -166,7 +156,10 @@ impl Crowd<'_> {
     ) -> Result<(), String> {
         let n = self.joined.len();
         let mut started = 0;
-        while self.joined_count < n && now_us() < deadline && (self.reconnect || self.closed == 0) {
+        while self.joined_count < n
+            && now_us() < deadline
+            && (self.reconnect || self.problems.closed == 0)
+        {
             let now = now_us();
             let mut i = 0;
             while i < self.retry.len() {
@@ -190,10 +183,6 @@ impl Crowd<'_> {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
-    }
-
-    fn problem(&self) -> String {
-        self.first_problem.clone().unwrap_or_default()
     }
 }
 
@@ -253,9 +242,9 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
         connect_s,
         opened as f64 / connect_s,
         crowd.joined_count,
-        crowd.closed,
-        crowd.errors,
-        crowd.problem()
+        crowd.problems.closed,
+        crowd.problems.errors,
+        crowd.problems.first()
     );
     let mut json = summary("idle", target);
     report_cpu(&cpu, &mut json);
@@ -345,7 +334,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
         return Err(format!(
             "setup: only {} of {n} joined: {}",
             crowd.joined_count,
-            crowd.problem()
+            crowd.problems.first()
         ));
     }
     println!(
@@ -366,7 +355,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
     }
     crowd.joined_count = 0;
     crowd.opened = 0;
-    crowd.closed = 0;
+    crowd.problems.closed = 0;
     crowd.reconnect = true;
     // Everyone at once: the in-flight bound is the whole crowd.
     crowd.connect_all(&mut net, target, n, drop_at + cfg.timeout_us)?;
@@ -379,12 +368,12 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
         crowd.joined_count,
         if all { "all" } else { "(NOT all)" },
         took_ms,
-        if crowd.closed > 0 {
+        if crowd.problems.closed > 0 {
             format!(
                 "; {} attempts failed and were retried after {} ms (first: {})",
-                crowd.closed,
+                crowd.problems.closed,
                 RETRY_DELAY_US / 1000,
-                crowd.problem()
+                crowd.problems.first()
             )
         } else {
             String::new()
@@ -393,7 +382,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("conns".into(), n.into());
     json.insert("rejoined".into(), crowd.joined_count.into());
     json.insert("all_rejoined".into(), all.into());
-    json.insert("failed_attempts".into(), crowd.closed.into());
+    json.insert("failed_attempts".into(), crowd.problems.closed.into());
     json.insert("rejoin_ms".into(), round2(took_ms).into());
     Ok(json)
 }

@@ -4,7 +4,7 @@
 //! each one. Full speed keeps a bounded window of messages in flight per
 //! publisher; `--rate` offers a fixed total rate instead.
 
-use super::{Summary, Target, is_type, stamp, summary};
+use super::{Problems, Summary, Target, is_type, stamp, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -65,9 +65,7 @@ struct Fanout<'a> {
     received: u64,
     received_in_run: u64,
     latency: Histogram,
-    errors: u64,
-    first_error: Option<String>,
-    closed: usize,
+    problems: Problems,
     msg: Vec<u8>,
 }
 
@@ -149,18 +147,12 @@ impl Handler for Fanout<'_> {
         if is_type(text, "room-joined") {
             self.joined += 1;
         } else if is_type(text, "error") {
-            self.errors += 1;
-            if self.first_error.is_none() {
-                self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-            }
+            self.problems.error_reply(text);
         }
     }
 
     fn on_close(&mut self, _net: &mut Net, id: usize, why: &str) {
-        self.closed += 1;
-        if self.closed <= 3 {
-            eprintln!("  connection {id} closed: {why}");
-        }
+        self.problems.closed(id, why);
     }
 }
 
@@ -204,9 +196,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         received: 0,
         received_in_run: 0,
         latency: Histogram::default(),
-        errors: 0,
-        first_error: None,
-        closed: 0,
+        problems: Problems::default(),
         msg: Vec::with_capacity(cfg.size + 256),
     };
 
@@ -221,10 +211,12 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         }
         net.turn(&mut f, Duration::from_millis(5))
             .map_err(|e| e.to_string())?;
-        if now_us() > setup_deadline || f.closed > 0 {
+        if now_us() > setup_deadline || f.problems.closed > 0 {
             return Err(format!(
                 "setup failed: {} of {total} joined, {} closed, first error {:?}",
-                f.joined, f.closed, f.first_error
+                f.joined,
+                f.problems.closed,
+                f.problems.first()
             ));
         }
     }
@@ -295,7 +287,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let published: u64 = f.pubs.iter().map(|p| p.next_seq).sum();
     let expected = published * total as u64;
     let drain_end = now_us() + 3_000_000;
-    while f.received < expected && now_us() < drain_end && f.closed == 0 {
+    while f.received < expected && now_us() < drain_end && f.problems.closed == 0 {
         net.turn(&mut f, Duration::from_millis(10))
             .map_err(|e| e.to_string())?;
     }
@@ -308,7 +300,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     );
     println!(
         "  published {published}, expected {expected} deliveries, received {}, lost {lost}, errors {}, closed {}",
-        f.received, f.errors, f.closed
+        f.received, f.problems.errors, f.problems.closed
     );
     println!(
         "  {:.0} deliveries/s ({:.0} msgs/s published); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -318,7 +310,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         p99 as f64 / 1e3,
         max as f64 / 1e3
     );
-    if let Some(e) = &f.first_error {
+    if let Some(e) = &f.problems.first {
         println!("  first error: {e}");
     }
     json.insert(
@@ -333,7 +325,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("expected".into(), expected.into());
     json.insert("received".into(), f.received.into());
     json.insert("lost".into(), lost.into());
-    json.insert("errors".into(), f.errors.into());
+    json.insert("errors".into(), f.problems.errors.into());
     json.insert("deliveries_per_s".into(), rate.round().into());
     json.insert("p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("p99_ms".into(), round2(p99 as f64 / 1e3).into());

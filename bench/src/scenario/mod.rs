@@ -126,6 +126,43 @@ pub fn stamp(text: &[u8]) -> Option<[u64; 3]> {
     None
 }
 
+/// What went wrong during a run: error replies and lost connections.
+#[derive(Debug, Default)]
+pub struct Problems {
+    /// Error messages the server sent.
+    pub errors: u64,
+    /// Connections that closed or failed.
+    pub closed: usize,
+    /// The first of either, for the report.
+    pub first: Option<String>,
+}
+
+impl Problems {
+    /// Counts an error reply.
+    pub fn error_reply(&mut self, text: &[u8]) {
+        self.errors += 1;
+        if self.first.is_none() {
+            self.first = Some(String::from_utf8_lossy(text).into_owned());
+        }
+    }
+
+    /// Counts a lost connection (the first three are printed).
+    pub fn closed(&mut self, id: usize, why: &str) {
+        self.closed += 1;
+        if self.closed <= 3 {
+            eprintln!("  connection {id} closed: {why}");
+        }
+        if self.first.is_none() {
+            self.first = Some(format!("connection {id}: {why}"));
+        }
+    }
+
+    /// The first problem, or "".
+    pub fn first(&self) -> &str {
+        self.first.as_deref().unwrap_or_default()
+    }
+}
+
 /// A scenario's figures: printed as its final JSON line.
 pub type Summary = Map<String, Value>;
 

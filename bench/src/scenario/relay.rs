@@ -3,7 +3,7 @@
 //! back, the host measures the round trip and sends the next one. One
 //! message in flight per pair.
 
-use super::{Summary, Target, is_type, stamp, str_field, summary};
+use super::{Problems, Summary, Target, is_type, stamp, str_field, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -41,9 +41,7 @@ struct Relay {
     running: bool,
     trips: u64,
     rtt: Histogram,
-    errors: u64,
-    first_error: Option<String>,
-    closed: usize,
+    problems: Problems,
     msg: Vec<u8>,
 }
 
@@ -108,18 +106,12 @@ impl Handler for Relay {
                 self.ready += 1;
             }
         } else if is_type(text, "error") {
-            self.errors += 1;
-            if self.first_error.is_none() {
-                self.first_error = Some(String::from_utf8_lossy(text).into_owned());
-            }
+            self.problems.error_reply(text);
         }
     }
 
     fn on_close(&mut self, _net: &mut Net, id: usize, why: &str) {
-        self.closed += 1;
-        if self.closed <= 3 {
-            eprintln!("  connection {id} closed: {why}");
-        }
+        self.problems.closed(id, why);
     }
 }
 
@@ -145,9 +137,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         running: false,
         trips: 0,
         rtt: Histogram::default(),
-        errors: 0,
-        first_error: None,
-        closed: 0,
+        problems: Problems::default(),
         msg: Vec::with_capacity(256),
     };
     for id in 0..2 * cfg.pairs {
@@ -158,10 +148,13 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     while r.ready < cfg.pairs {
         net.turn(&mut r, Duration::from_millis(5))
             .map_err(|e| e.to_string())?;
-        if now_us() > setup_deadline || r.closed > 0 {
+        if now_us() > setup_deadline || r.problems.closed > 0 {
             return Err(format!(
                 "setup failed: {} of {} pairs ready, {} closed, first error {:?}",
-                r.ready, cfg.pairs, r.closed, r.first_error
+                r.ready,
+                cfg.pairs,
+                r.problems.closed,
+                r.problems.first()
             ));
         }
     }
@@ -202,10 +195,10 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         p50 as f64 / 1e3,
         p99 as f64 / 1e3,
         r.rtt.max() as f64 / 1e3,
-        r.errors,
-        r.closed
+        r.problems.errors,
+        r.problems.closed
     );
-    if let Some(e) = &r.first_error {
+    if let Some(e) = &r.problems.first {
         println!("  first error: {e}");
     }
     json.insert("pairs".into(), cfg.pairs.into());
@@ -214,6 +207,6 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("round_trips_per_s".into(), rate.round().into());
     json.insert("rtt_p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("rtt_p99_ms".into(), round2(p99 as f64 / 1e3).into());
-    json.insert("errors".into(), r.errors.into());
+    json.insert("errors".into(), r.problems.errors.into());
     Ok(json)
 }
