@@ -7,7 +7,8 @@
 //!   timestamps).
 //! - [`engine`]: the pure, IO-free state machine. It never reads a clock,
 //!   touches a socket or a file, or uses a global RNG.
-//! - `server`: all IO (the mio reactor, connections, the clock).
+//! - [`server`]: all IO (the mio reactor, connections, HTTP answers, the clock,
+//!   systemd). [`server::run`] is what the `roomd` binary does.
 //!
 //! # The run loop
 //!
@@ -26,3 +27,4 @@
 
 pub mod engine;
 pub mod protocol;
+pub mod server;

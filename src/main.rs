@@ -1,7 +1,33 @@
-//! The `roomd` binary.
+//! The `roomd` binary: parses its configuration and starts the server.
 #![forbid(unsafe_code)]
 
+use roomd::server::config::{Command, Config, help};
+
 fn main() {
-    eprintln!("roomd: the server is not wired up yet");
-    std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Subcommands (e.g. `roomd replay`) dispatch on the first argument here.
+    let command = match Config::parse(&args, &|k| std::env::var(k).ok()) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("roomd: {e}");
+            std::process::exit(2);
+        }
+    };
+    let config = match command {
+        Command::Help => {
+            print!("{}", help());
+            return;
+        }
+        Command::Serve(config) => config,
+    };
+    if let Err(e) = simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .init()
+    {
+        eprintln!("roomd: logger: {e}");
+    }
+    if let Err(e) = roomd::server::run(config) {
+        log::error!("{e}");
+        std::process::exit(1);
+    }
 }

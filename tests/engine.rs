@@ -290,3 +290,30 @@ fn a_broadcast_shares_one_allocation() {
     assert_eq!(texts.len(), 5);
     assert!(texts.iter().all(|t| std::sync::Arc::ptr_eq(t, &texts[0])));
 }
+
+#[test]
+fn extreme_and_backward_times_do_not_panic() {
+    let mut h = Harness::new();
+    for now in [0, u64::MAX - 5, u64::MAX, 3] {
+        h.now = now;
+        for p in Protocol::ALL {
+            let c = h.connect_with(p, &format!("/{p}"), "userId=7");
+            h.send(c, r#"{"type":"ping"}"#);
+            h.send(
+                c,
+                r#"{"type":"join-room","roomId":"r","userId":"u","userName":"n"}"#,
+            );
+            h.send(
+                c,
+                r#"{"type":"chat-message","roomId":"r","userId":"u","content":"c"}"#,
+            );
+            h.input(Input::Tick);
+            h.close(c);
+        }
+    }
+    let all: Vec<Output> = (1..=20).flat_map(|i| h.take(ConnId(i))).collect();
+    assert!(all.iter().any(
+        |o| matches!(o, Output::Send { text, .. } if text.contains("9999-12-31T23:59:59.999Z"))
+    ));
+    assert_eq!(h.engine.connection_count(), 0);
+}

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 pub mod chat;
 pub mod envelope;
+pub mod frame;
+pub mod http;
 pub mod presence;
 pub mod scratch;
 pub mod signal;

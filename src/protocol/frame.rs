@@ -1,0 +1,159 @@
+//! WebSocket framing the server does itself: encoding its own frames, and
+//! following where the client's frames end.
+//!
+//! Server frames are never masked (RFC 6455 §5.1), so a frame is a 2, 4 or
+//! 10 byte header followed by the payload as is.
+
+/// Opcode of a text frame.
+pub const OPCODE_TEXT: u8 = 0x1;
+/// Opcode of a ping frame.
+pub const OPCODE_PING: u8 = 0x9;
+
+/// Appends a final, unmasked frame with `opcode` and `payload` to `out`.
+pub fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    let len = payload.len();
+    out.push(0x80 | opcode);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// Follows frame boundaries in a client's byte stream (headers only; the
+/// payload is skipped), so the caller knows when every byte it has seen
+/// belongs to complete messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrameBoundaries {
+    header: [u8; 14],
+    header_len: usize,
+    payload_left: u64,
+    in_payload: bool,
+    fragmented: bool,
+    largest_payload: u64,
+}
+
+impl FrameBoundaries {
+    /// Follows `data`, the next bytes of the stream.
+    pub fn advance(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.in_payload {
+                let n = self.payload_left.min(data.len() as u64);
+                self.payload_left -= n;
+                data = &data[n as usize..];
+                if self.payload_left == 0 {
+                    self.in_payload = false;
+                }
+                continue;
+            }
+            self.header[self.header_len] = data[0];
+            self.header_len += 1;
+            data = &data[1..];
+            if let Some(len) = self.header_payload_len() {
+                let (fin, opcode) = (self.header[0] & 0x80 != 0, self.header[0] & 0x0f);
+                if opcode < 0x8 {
+                    self.fragmented = !fin;
+                }
+                self.largest_payload = self.largest_payload.max(len);
+                self.header_len = 0;
+                self.payload_left = len;
+                self.in_payload = len > 0;
+            }
+        }
+    }
+
+    /// The payload length once the header in `self.header` is complete.
+    fn header_payload_len(&self) -> Option<u64> {
+        let h = &self.header[..self.header_len];
+        if h.len() < 2 {
+            return None;
+        }
+        let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
+        let (ext, len7) = match h[1] & 0x7f {
+            126 => (2, None),
+            127 => (8, None),
+            n => (0, Some(u64::from(n))),
+        };
+        if h.len() < 2 + ext + mask {
+            return None;
+        }
+        Some(len7.unwrap_or_else(|| {
+            h[2..2 + ext]
+                .iter()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        }))
+    }
+
+    /// Every byte seen so far belongs to complete frames, and no fragmented
+    /// message is in progress.
+    pub fn at_message_boundary(&self) -> bool {
+        !self.in_payload && self.header_len == 0 && !self.fragmented
+    }
+
+    /// The largest payload seen since the last call; resets it.
+    pub fn take_largest_payload(&mut self) -> u64 {
+        std::mem::take(&mut self.largest_payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lengths() {
+        for (len, header) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+        ] {
+            let mut out = Vec::new();
+            write_frame(&mut out, OPCODE_TEXT, &vec![b'x'; len]);
+            assert_eq!(out.len(), header + len, "payload {len}");
+            assert_eq!(out[0], 0x81);
+        }
+        let mut out = Vec::new();
+        write_frame(&mut out, OPCODE_TEXT, &[b'a'; 300]);
+        assert_eq!(&out[..4], &[0x81, 126, 1, 44]);
+        let mut ping = Vec::new();
+        write_frame(&mut ping, OPCODE_PING, &[]);
+        assert_eq!(ping, [0x89, 0]);
+    }
+
+    #[test]
+    fn boundaries_follow_split_frames() {
+        let mut frames = Vec::new();
+        write_frame(&mut frames, OPCODE_TEXT, &[b'a'; 300]); // 4-byte header
+        frames.push(0x01); // text, not final: a fragmented message starts
+        frames.push(0x80 | 1);
+        frames.extend_from_slice(&[0, 0, 0, 0, b'b']);
+        frames.extend_from_slice(&[0x89, 0x80, 0, 0, 0, 0]); // ping between fragments
+        frames.extend_from_slice(&[0x80, 0x80 | 2, 0, 0, 0, 0, b'c', b'd']); // final continuation
+        let ends = [304, 304 + 7, 304 + 13, frames.len()];
+        for split in 1..frames.len() {
+            let mut b = FrameBoundaries::default();
+            b.advance(&frames[..split]);
+            let expect = split == 304 || split == frames.len();
+            assert_eq!(
+                b.at_message_boundary(),
+                expect,
+                "split at {split} (frame ends {ends:?})"
+            );
+            b.advance(&frames[split..]);
+            assert!(b.at_message_boundary());
+            assert_eq!(b.take_largest_payload(), 300);
+            assert_eq!(b.take_largest_payload(), 0);
+        }
+        let mut b = FrameBoundaries::default();
+        b.advance(&[0x81, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4]);
+        assert_eq!(b.take_largest_payload(), 65_536);
+        assert!(!b.at_message_boundary());
+    }
+}

@@ -1,0 +1,286 @@
+//! Answering the HTTP request that opens every connection: routing, the
+//! origin allow-list, handshake checks, and the text of each response.
+//!
+//! [`route`] is pure: the reactor gives it the parsed request and acts on
+//! the returned [`Decision`].
+
+use crate::protocol::Protocol;
+use crate::protocol::http::Request;
+use crate::protocol::presence::user_id_from_query;
+use crate::server::config::Route;
+
+/// What to do with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// `GET /health`.
+    Health,
+    /// `GET /api/ping`.
+    ApiPing,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET` on a WebSocket route without an upgrade.
+    RouteInfo,
+    /// `OPTIONS` preflight from an allowed origin: 204.
+    Preflight,
+    /// Accept the WebSocket upgrade (if under the connection limit).
+    Upgrade {
+        /// The route's protocol.
+        protocol: Protocol,
+        /// The `Sec-WebSocket-Accept` value.
+        accept: String,
+    },
+    /// Refuse with this status and short text body.
+    Refuse {
+        /// The HTTP status.
+        status: u16,
+        /// The body.
+        body: &'static str,
+        /// Whether it was an upgrade request (counted in `/metrics`).
+        upgrade: bool,
+    },
+}
+
+/// The HTTP-only endpoints.
+const ENDPOINTS: [&str; 3] = ["/health", "/api/ping", "/metrics"];
+
+/// Whether `origin` may connect: no list, no `Origin` header, or listed.
+pub fn origin_allowed(allow: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(o) => allow.is_empty() || allow.iter().any(|a| a == o.trim_end_matches('/')),
+    }
+}
+
+/// Routes a request.
+pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
+    let refuse = |status, body| Decision::Refuse {
+        status,
+        body,
+        upgrade: req.upgrade_websocket,
+    };
+    let ws_route = routes.iter().find(|r| r.path == req.path);
+    if ws_route.is_none() && !ENDPOINTS.contains(&req.path.as_str()) {
+        return refuse(404, "Not Found");
+    }
+    let origin_ok = origin_allowed(allow, req.origin.as_deref());
+    if req.method == "OPTIONS" {
+        return if origin_ok {
+            Decision::Preflight
+        } else {
+            refuse(403, "Forbidden")
+        };
+    }
+    if req.method != "GET" {
+        return refuse(405, "Method Not Allowed");
+    }
+    let Some(ws_route) = ws_route else {
+        return match req.path.as_str() {
+            "/health" => Decision::Health,
+            "/api/ping" => Decision::ApiPing,
+            _ => Decision::Metrics,
+        };
+    };
+    if !req.upgrade_websocket {
+        return Decision::RouteInfo;
+    }
+    if req.websocket_version.as_deref() != Some("13") {
+        return refuse(426, "Upgrade Required");
+    }
+    let Some(key) = req
+        .websocket_key
+        .as_deref()
+        .filter(|_| req.connection_upgrade)
+    else {
+        return refuse(400, "Bad Request");
+    };
+    if !origin_ok {
+        return refuse(403, "Forbidden");
+    }
+    if ws_route.protocol == Protocol::Presence
+        && let Err(why) = user_id_from_query(&req.query)
+    {
+        return refuse(400, why);
+    }
+    Decision::Upgrade {
+        protocol: ws_route.protocol,
+        accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// A complete `Connection: close` response. `cors` is the allowed origin to
+/// echo in `Access-Control-Allow-Origin`, if any.
+pub fn response(status: u16, content_type: &str, body: &str, cors: Option<&str>) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    ));
+    if let Some(origin) = cors {
+        head.push_str(&format!(
+            "Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n"
+        ));
+    }
+    match status {
+        204 => head.push_str(
+            "Access-Control-Allow-Methods: GET, OPTIONS\r\n\
+             Access-Control-Allow-Headers: Content-Type, Authorization\r\n\
+             Access-Control-Max-Age: 86400\r\n",
+        ),
+        405 => head.push_str("Allow: GET, OPTIONS\r\n"),
+        426 => head.push_str("Sec-WebSocket-Version: 13\r\n"),
+        _ => {}
+    }
+    head.push_str("\r\n");
+    head.push_str(body);
+    head.into_bytes()
+}
+
+/// The `101 Switching Protocols` answer.
+pub fn switching_protocols(accept: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The origin to echo in CORS headers: present and allowed.
+pub fn cors_origin<'a>(req: &'a Request, allow: &[String]) -> Option<&'a str> {
+    req.origin
+        .as_deref()
+        .filter(|o| origin_allowed(allow, Some(o)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::config::default_routes;
+
+    fn upgrade(path: &str, query: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            path: path.into(),
+            query: query.into(),
+            origin: Some("http://ok".into()),
+            upgrade_websocket: true,
+            connection_upgrade: true,
+            websocket_key: Some("dGhlIHNhbXBsZSBub25jZQ==".into()),
+            websocket_version: Some("13".into()),
+        }
+    }
+
+    fn status(d: Decision) -> u16 {
+        match d {
+            Decision::Refuse { status, .. } => status,
+            Decision::Upgrade { .. } => 101,
+            Decision::Preflight => 204,
+            _ => 200,
+        }
+    }
+
+    #[test]
+    fn routing_table() {
+        let routes = default_routes();
+        let allow = vec!["http://ok".to_string()];
+        let r = |req: &Request| status(route(req, &routes, &allow));
+        assert_eq!(
+            route(&upgrade("/chat", ""), &routes, &allow),
+            Decision::Upgrade {
+                protocol: Protocol::Chat,
+                accept: "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=".into()
+            }
+        );
+        assert_eq!(r(&upgrade("/Chat", "")), 404);
+        assert_eq!(r(&upgrade("/presence", "")), 400);
+        assert_eq!(r(&upgrade("/presence", "userId=")), 400);
+        assert_eq!(r(&upgrade("/presence", "userId=7")), 101);
+        assert_eq!(
+            r(&Request {
+                origin: Some("http://evil".into()),
+                ..upgrade("/chat", "")
+            }),
+            403
+        );
+        assert_eq!(
+            r(&Request {
+                origin: None,
+                ..upgrade("/chat", "")
+            }),
+            101
+        );
+        assert_eq!(
+            r(&Request {
+                websocket_version: Some("8".into()),
+                ..upgrade("/chat", "")
+            }),
+            426
+        );
+        assert_eq!(
+            r(&Request {
+                websocket_key: None,
+                ..upgrade("/chat", "")
+            }),
+            400
+        );
+        assert_eq!(
+            r(&Request {
+                method: "POST".into(),
+                ..upgrade("/chat", "")
+            }),
+            405
+        );
+        assert_eq!(
+            r(&Request {
+                method: "OPTIONS".into(),
+                ..upgrade("/health", "")
+            }),
+            204
+        );
+        let plain = |path: &str| Request {
+            method: "GET".into(),
+            path: path.into(),
+            ..Request::default()
+        };
+        assert_eq!(route(&plain("/health"), &routes, &allow), Decision::Health);
+        assert_eq!(
+            route(&plain("/api/ping"), &routes, &allow),
+            Decision::ApiPing
+        );
+        assert_eq!(
+            route(&plain("/metrics"), &routes, &allow),
+            Decision::Metrics
+        );
+        assert_eq!(
+            route(&plain("/stream"), &routes, &allow),
+            Decision::RouteInfo
+        );
+        assert_eq!(r(&plain("/nope")), 404);
+    }
+
+    #[test]
+    fn responses() {
+        let text = String::from_utf8(response(426, "text/plain", "x", Some("http://ok"))).unwrap();
+        assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
+        assert!(text.contains("Access-Control-Allow-Origin: http://ok\r\nVary: Origin\r\n"));
+        assert!(text.ends_with("\r\n\r\nx"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Opening the listening sockets.
+//!
+//! Built with `socket2` rather than `mio::net::TcpListener::bind` so the
+//! accept backlog can be deep (a storm of reconnects after a restart).
+
+use socket2::{Domain, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+
+/// Accept backlog requested (the kernel caps it at `net.core.somaxconn`).
+pub const BACKLOG: i32 = 8192;
+
+/// A non-blocking listener on `addr` with [`BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}

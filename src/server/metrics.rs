@@ -1,0 +1,223 @@
+//! The bodies of `/health`, `/api/ping` and `/metrics`.
+
+use crate::engine::Stats;
+use crate::protocol::Protocol;
+use std::fmt::Write;
+
+/// Counters kept by the reactor itself (the engine keeps the others).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerCounters {
+    /// TCP connections accepted since start.
+    pub accepted: u64,
+    /// HTTP requests answered without an upgrade.
+    pub http_requests: u64,
+    /// Upgrades refused, by status: 400, 403, 404, 426, 503.
+    pub rejected_upgrades: [u64; 5],
+    /// Connections dropped because their outbound queue was too long.
+    pub slow_consumer_drops: u64,
+    /// Connections dropped for not sending a request head in time.
+    pub request_timeouts: u64,
+    /// WebSocket connections open now.
+    pub websockets_open: u64,
+}
+
+/// The statuses counted in [`ServerCounters::rejected_upgrades`], in order.
+pub const REJECT_STATUSES: [u16; 5] = [400, 403, 404, 426, 503];
+
+impl ServerCounters {
+    /// Counts one refused upgrade.
+    pub fn reject(&mut self, status: u16) {
+        if let Some(i) = REJECT_STATUSES.iter().position(|s| *s == status) {
+            self.rejected_upgrades[i] += 1;
+        }
+    }
+}
+
+fn totals(stats: &Stats) -> (u64, u64) {
+    let conns = stats.per_protocol.iter().map(|p| p.connections).sum();
+    let rooms = stats.per_protocol.iter().map(|p| p.rooms).sum();
+    (conns, rooms)
+}
+
+/// `GET /health`.
+pub fn health_json(stats: &Stats, uptime_secs: u64) -> String {
+    let (connections, rooms) = totals(stats);
+    let mut protocols = serde_json::Map::new();
+    for p in Protocol::ALL {
+        let s = stats.of(p);
+        protocols.insert(
+            p.name().to_string(),
+            serde_json::json!({"connections": s.connections, "rooms": s.rooms}),
+        );
+    }
+    serde_json::json!({
+        "status": "ok",
+        "uptimeSeconds": uptime_secs,
+        "connections": connections,
+        "rooms": rooms,
+        "protocols": protocols,
+    })
+    .to_string()
+}
+
+/// `GET /api/ping`.
+pub fn api_ping_json(stats: &Stats) -> String {
+    let (connections, rooms) = totals(stats);
+    serde_json::json!({
+        "status": "ok",
+        "message": "WebSocket signaling server is running",
+        "roomsActive": rooms,
+        "clientsConnected": connections,
+    })
+    .to_string()
+}
+
+/// A per-protocol series: name, type, help, how to read it.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::engine::ProtocolStats) -> u64,
+);
+
+/// `GET /metrics`, in the Prometheus text exposition format.
+pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) -> String {
+    let mut out = String::with_capacity(4096);
+    let per_protocol: [Series; 9] = [
+        (
+            "roomd_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            |s| s.connections,
+        ),
+        ("roomd_rooms", "gauge", "Live rooms or sessions.", |s| {
+            s.rooms
+        }),
+        ("roomd_users", "gauge", "Online users (presence).", |s| {
+            s.users
+        }),
+        (
+            "roomd_messages_in_total",
+            "counter",
+            "Messages received.",
+            |s| s.messages_in,
+        ),
+        (
+            "roomd_messages_out_total",
+            "counter",
+            "Messages sent, one per recipient.",
+            |s| s.messages_out,
+        ),
+        ("roomd_bytes_in_total", "counter", "Bytes received.", |s| {
+            s.bytes_in
+        }),
+        (
+            "roomd_bytes_out_total",
+            "counter",
+            "Bytes sent, per recipient.",
+            |s| s.bytes_out,
+        ),
+        (
+            "roomd_errors_sent_total",
+            "counter",
+            "Error messages sent.",
+            |s| s.errors_sent,
+        ),
+        (
+            "roomd_rate_limited_total",
+            "counter",
+            "Messages refused by the rate limiter.",
+            |s| s.rate_limited,
+        ),
+    ];
+    for (name, kind, help, get) in per_protocol {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for p in Protocol::ALL {
+            let _ = writeln!(out, "{name}{{protocol=\"{p}\"}} {}", get(stats.of(p)));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomd_rejected_upgrades_total WebSocket upgrades refused, by HTTP status.\n# TYPE roomd_rejected_upgrades_total counter"
+    );
+    for (status, n) in REJECT_STATUSES.iter().zip(server.rejected_upgrades) {
+        let _ = writeln!(
+            out,
+            "roomd_rejected_upgrades_total{{status=\"{status}\"}} {n}"
+        );
+    }
+    let singles = [
+        (
+            "roomd_slow_consumer_drops_total",
+            "counter",
+            "Connections dropped for a full outbound queue.",
+            server.slow_consumer_drops,
+        ),
+        (
+            "roomd_request_timeouts_total",
+            "counter",
+            "Connections dropped before a complete request head.",
+            server.request_timeouts,
+        ),
+        (
+            "roomd_accepted_connections_total",
+            "counter",
+            "TCP connections accepted.",
+            server.accepted,
+        ),
+        (
+            "roomd_http_requests_total",
+            "counter",
+            "Plain HTTP requests answered.",
+            server.http_requests,
+        ),
+        (
+            "roomd_websockets_open",
+            "gauge",
+            "WebSocket connections held by the reactor.",
+            server.websockets_open,
+        ),
+        (
+            "roomd_uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            uptime_secs,
+        ),
+    ];
+    for (name, kind, help, value) in singles {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_sum_over_protocols() {
+        let mut stats = Stats::default();
+        stats.per_protocol[Protocol::Chat.index()].connections = 2;
+        stats.per_protocol[Protocol::Stream.index()].connections = 3;
+        stats.per_protocol[Protocol::Stream.index()].rooms = 1;
+        let health: serde_json::Value = serde_json::from_str(&health_json(&stats, 7)).unwrap();
+        assert_eq!(health["connections"], 5);
+        assert_eq!(health["rooms"], 1);
+        assert_eq!(health["uptimeSeconds"], 7);
+        assert_eq!(health["protocols"]["stream"]["connections"], 3);
+        assert_eq!(health["protocols"]["presence"]["rooms"], 0);
+        let ping: serde_json::Value = serde_json::from_str(&api_ping_json(&stats)).unwrap();
+        assert_eq!(ping["clientsConnected"], 5);
+        assert_eq!(ping["roomsActive"], 1);
+        let mut server = ServerCounters::default();
+        server.reject(403);
+        server.slow_consumer_drops = 4;
+        let text = metrics_text(&stats, &server, 1);
+        assert!(text.contains("roomd_connections{protocol=\"stream\"} 3\n"));
+        assert!(text.contains("roomd_rejected_upgrades_total{status=\"403\"} 1\n"));
+        assert!(text.contains("roomd_slow_consumer_drops_total 4\n"));
+    }
+}

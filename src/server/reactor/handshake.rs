@@ -1,0 +1,187 @@
+//! The reactor's first steps with a connection: accepting it, reading and
+//! answering its HTTP request, and upgrading it to a WebSocket.
+
+use super::{CLOSE_GRACE_MS, EXTRA_SOCKETS, Reactor};
+use crate::engine::{ConnId, Input};
+use crate::protocol::http::{ParseError, Parsed, Request, parse_request};
+use crate::server::connection::{Connection, Phase, WsState};
+use crate::server::http::{self, Decision};
+use crate::server::metrics;
+use mio::net::TcpListener;
+use mio::{Interest, Token};
+use std::io;
+
+impl Reactor {
+    pub(super) fn accept(&mut self, i: usize, now: u64) {
+        loop {
+            let (mut stream, peer) = match self.listeners.get(i).map(TcpListener::accept) {
+                Some(Ok(pair)) => pair,
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Some(Err(e)) => {
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+                None => return,
+            };
+            self.counters.accepted += 1;
+            if self.conns.len() >= self.config.max_connections + EXTRA_SOCKETS {
+                log::debug!("{peer}: too many sockets, dropped");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let request_deadline = now + self.request_timeout_ms();
+            let entry = self.conns.vacant_entry();
+            let k = entry.key();
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut stream, Token(k), Interest::READABLE)
+            {
+                log::warn!("register failed: {e}");
+                continue;
+            }
+            entry.insert(Connection {
+                stream,
+                peer,
+                out: Vec::new(),
+                sent: 0,
+                phase: Phase::Request {
+                    buf: Vec::new(),
+                    deadline_ms: request_deadline,
+                },
+                write_interest: false,
+                dirty: false,
+            });
+        }
+    }
+
+    pub(super) fn on_request_bytes(&mut self, k: usize, now: u64) {
+        let conn = &mut self.conns[k];
+        let Phase::Request { buf, .. } = &mut conn.phase else {
+            return;
+        };
+        match parse_request(buf) {
+            Ok(Parsed::Partial) => {}
+            Ok(Parsed::Complete { request, len }) => {
+                let early = buf.split_off(len);
+                self.on_request(k, &request, &early, now);
+            }
+            Err(e) => {
+                log::debug!("{}: bad request: {e:?}", conn.peer);
+                let status = if e == ParseError::TooLarge { 431 } else { 400 };
+                self.answer(
+                    k,
+                    http::response(status, "text/plain", "Bad Request", None),
+                    now,
+                );
+            }
+        }
+    }
+
+    fn on_request(&mut self, k: usize, req: &Request, early: &[u8], now: u64) {
+        let allow = &self.config.allow_origins;
+        let cors = http::cors_origin(req, allow).map(str::to_string);
+        let cors = cors.as_deref();
+        let json = "application/json";
+        let decision = http::route(req, &self.config.routes, allow);
+        let uptime = self.clock.uptime_ms() / 1000;
+        let answer = match decision {
+            Decision::Health => http::response(
+                200,
+                json,
+                &metrics::health_json(&self.engine.stats(), uptime),
+                cors,
+            ),
+            Decision::ApiPing => http::response(
+                200,
+                json,
+                &metrics::api_ping_json(&self.engine.stats()),
+                cors,
+            ),
+            Decision::Metrics => http::response(
+                200,
+                "text/plain; version=0.0.4",
+                &metrics::metrics_text(&self.engine.stats(), &self.counters, uptime),
+                cors,
+            ),
+            Decision::RouteInfo => {
+                http::response(200, "text/plain", "WebSocket server is running", cors)
+            }
+            Decision::Preflight => http::response(204, "", "", cors),
+            Decision::Refuse {
+                status,
+                body,
+                upgrade,
+            } => {
+                if upgrade {
+                    self.counters.reject(status);
+                }
+                log::debug!("{} {}: {status}", req.method, req.path);
+                http::response(status, "text/plain", body, cors)
+            }
+            Decision::Upgrade { .. }
+                if self.counters.websockets_open >= self.config.max_connections as u64 =>
+            {
+                self.counters.reject(503);
+                http::response(503, "text/plain", "Too many connections", cors)
+            }
+            Decision::Upgrade { protocol, accept } => {
+                return self.upgrade(k, req, protocol, &accept, early, now);
+            }
+        };
+        self.counters.http_requests += 1;
+        self.answer(k, answer, now);
+    }
+
+    /// Queues an HTTP answer; the socket closes once it is written.
+    fn answer(&mut self, k: usize, response: Vec<u8>, now: u64) {
+        let conn = &mut self.conns[k];
+        conn.out = response;
+        conn.sent = 0;
+        conn.phase = Phase::Answered {
+            deadline_ms: now + CLOSE_GRACE_MS,
+        };
+        self.mark_dirty(k);
+    }
+
+    fn upgrade(
+        &mut self,
+        k: usize,
+        req: &Request,
+        protocol: crate::protocol::Protocol,
+        accept: &str,
+        early: &[u8],
+        now: u64,
+    ) {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        let conn = &mut self.conns[k];
+        conn.out = http::switching_protocols(accept);
+        conn.sent = 0;
+        conn.phase = Phase::WebSocket(Box::new(WsState::new(
+            id,
+            early,
+            self.config.max_message_size,
+        )));
+        let peer = conn.peer.to_string();
+        self.tokens.insert(id, k);
+        self.counters.websockets_open += 1;
+        self.mark_dirty(k);
+        log::debug!("{peer}: {id:?} opened {} ({protocol})", req.path);
+        self.feed(
+            now,
+            Input::Open {
+                conn: id,
+                protocol,
+                path: req.path.clone(),
+                query: req.query.clone(),
+                origin: req.origin.clone(),
+                peer: Some(peer),
+            },
+        );
+        if !early.is_empty() {
+            self.on_ws_bytes(k, 0, now);
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The single-threaded mio reactor: accepts, reads, hands inputs to the
+//! engine, applies its outputs, flushes each touched connection once per
+//! loop turn.
+//!
+//! Every engine input passes through one method, `Reactor::feed` (the seam
+//! for journaling).
+
+use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
+use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
+use crate::protocol::http::MAX_REQUEST_BYTES;
+use crate::server::clock::Clock;
+use crate::server::config::Config;
+use crate::server::connection::{Connection, Flow, Phase, WsEvent};
+use crate::server::metrics::ServerCounters;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long a closing WebSocket waits for the peer's close frame.
+pub const CLOSE_GRACE_MS: u64 = 2_000;
+/// How long shutdown waits for close handshakes.
+pub const SHUTDOWN_GRACE_MS: u64 = 5_000;
+/// Bytes read from one socket per read call (the shared scratch buffer).
+const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read from one connection per loop turn before others get a turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Outbound bytes queued in one loop turn after which reading pauses until
+/// the next turn, so that a burst into a large room is flushed as it goes
+/// rather than piled up (and so that no reader looks like a slow consumer
+/// just because the turn was long).
+const TURN_OUTPUT_LIMIT: usize = 16 << 20;
+/// Sockets beyond `--max-connections` still accepted so that they can be
+/// answered `503` (or HTTP endpoints) rather than left in the backlog.
+const EXTRA_SOCKETS: usize = 1024;
+
+const WAKER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+const LISTENER_BASE: usize = usize::MAX - 1024;
+
+/// Asks a running reactor to shut down (from any thread).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    /// Starts the graceful shutdown.
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::warn!("could not wake the reactor: {e}");
+        }
+    }
+}
+
+/// The reactor and everything it owns.
+pub struct Reactor {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Connection>,
+    tokens: HashMap<ConnId, usize>,
+    engine: Engine,
+    clock: Clock,
+    config: Config,
+    counters: ServerCounters,
+    next_id: u64,
+    scratch: Vec<u8>,
+    outputs: Vec<Output>,
+    events: Vec<WsEvent>,
+    dirty: Vec<usize>,
+    read_again: Vec<usize>,
+    closed: Vec<ConnId>,
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    tick_ms: u64,
+    next_tick_ms: u64,
+    shutdown_deadline_ms: Option<u64>,
+    turn_output: usize,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("connections", &self.conns.len())
+            .finish()
+    }
+}
+
+mod handshake;
+
+impl Reactor {
+    /// A reactor on already-bound listeners, with an engine seeded `seed`.
+    pub fn new(
+        config: Config,
+        listeners: Vec<std::net::TcpListener>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut mio_listeners = Vec::new();
+        for (i, l) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            mio_listeners.push(l);
+        }
+        let engine_config = EngineConfig {
+            heartbeat_interval_ms: config.heartbeat_interval.as_millis().max(1) as u64,
+            rate_limit_per_sec: config.rate_limit,
+            rate_limit_burst: config.rate_limit.saturating_mul(2),
+            ..EngineConfig::default()
+        };
+        // The engine is woken at least once a second, and often enough to
+        // keep heartbeats within a quarter of an interval.
+        let tick_ms = (engine_config.heartbeat_interval_ms / 4).clamp(10, 1000);
+        let clock = Clock::start();
+        let now = clock.now_ms();
+        Ok(Reactor {
+            poll,
+            listeners: mio_listeners,
+            conns: Slab::new(),
+            tokens: HashMap::new(),
+            engine: Engine::new(engine_config, seed),
+            clock,
+            config,
+            counters: ServerCounters::default(),
+            next_id: 1,
+            scratch: vec![0; READ_CHUNK],
+            outputs: Vec::new(),
+            events: Vec::new(),
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            closed: Vec::new(),
+            flag: Arc::new(AtomicBool::new(false)),
+            waker,
+            signals: None,
+            tick_ms,
+            next_tick_ms: now + tick_ms,
+            shutdown_deadline_ms: None,
+            turn_output: 0,
+        })
+    }
+
+    /// The listeners' local addresses.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle that starts the shutdown from another thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: self.flag.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Shuts down on SIGTERM and SIGINT.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = signal_hook_mio::v1_0::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Runs until shut down and every connection is gone (or the shutdown
+    /// grace has passed).
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = self.clock.now_ms();
+            let timeout = if self.read_again.is_empty() {
+                self.next_tick_ms.saturating_sub(now)
+            } else {
+                0
+            };
+            match self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(timeout)))
+            {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = self.clock.now_ms();
+            self.turn_output = 0;
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    SIGNALS => self.on_signals(),
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),
+                    Token(k) => {
+                        if event.is_writable() {
+                            self.mark_dirty(k);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(k, now);
+                        }
+                    }
+                }
+            }
+            for k in std::mem::take(&mut self.read_again) {
+                self.on_readable(k, now);
+            }
+            if self.flag.load(Ordering::SeqCst) && self.shutdown_deadline_ms.is_none() {
+                self.begin_shutdown(now);
+            }
+            if now >= self.next_tick_ms {
+                self.next_tick_ms = now + self.tick_ms;
+                self.feed(now, Input::Tick);
+                self.sweep(now);
+            }
+            self.flush_dirty(now);
+            if let Some(deadline) = self.shutdown_deadline_ms
+                && (self.conns.is_empty() || now >= deadline)
+            {
+                log::info!("shut down ({} connections left)", self.conns.len());
+                return Ok(());
+            }
+        }
+    }
+
+    /// THE seam where every engine input passes (the journal hooks in
+    /// here): the input goes to the engine, its outputs are carried out, and
+    /// connections dropped meanwhile are reported to the engine in turn.
+    fn feed(&mut self, now: u64, input: Input) {
+        let mut next = Some(input);
+        while let Some(input) = next {
+            self.engine.handle(now, input);
+            let mut outputs = std::mem::take(&mut self.outputs);
+            outputs.extend(self.engine.drain_outputs());
+            for output in outputs.drain(..) {
+                self.apply(now, output);
+            }
+            self.outputs = outputs;
+            next = self.closed.pop().map(|conn| Input::Closed { conn });
+        }
+    }
+
+    fn apply(&mut self, now: u64, output: Output) {
+        let id = match &output {
+            Output::Send { conn, .. }
+            | Output::Ping { conn }
+            | Output::Close { conn, .. }
+            | Output::Terminate { conn } => *conn,
+        };
+        let Some(&k) = self.tokens.get(&id) else {
+            log::debug!("output for unknown {id:?} ignored");
+            return;
+        };
+        let conn = &mut self.conns[k];
+        let Phase::WebSocket(ws) = &mut conn.phase else {
+            return;
+        };
+        match output {
+            Output::Send { text, .. } if ws.is_open() => {
+                write_frame(&mut conn.out, OPCODE_TEXT, text.as_bytes());
+                self.turn_output += text.len();
+                self.mark_dirty(k);
+            }
+            Output::Ping { .. } if ws.is_open() => {
+                write_frame(&mut conn.out, OPCODE_PING, &[]);
+                self.mark_dirty(k);
+            }
+            Output::Close { code, reason, .. } if ws.is_open() => {
+                ws.queue_close(&mut conn.out, code, reason);
+                ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS);
+                self.mark_dirty(k);
+            }
+            Output::Terminate { .. } => self.drop_conn(k),
+            _ => {}
+        }
+    }
+
+    fn request_timeout_ms(&self) -> u64 {
+        self.config.request_timeout.as_millis() as u64
+    }
+
+    fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k)
+            && !conn.dirty
+        {
+            conn.dirty = true;
+            self.dirty.push(k);
+        }
+    }
+
+    /// Removes a connection; a WebSocket the engine still knows is queued
+    /// for [`Input::Closed`].
+    fn drop_conn(&mut self, k: usize) {
+        if !self.conns.contains(k) {
+            return;
+        }
+        let mut conn = self.conns.remove(k);
+        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+            log::debug!("deregister: {e}");
+        }
+        if let Phase::WebSocket(ws) = conn.phase {
+            self.tokens.remove(&ws.id);
+            self.counters.websockets_open -= 1;
+            if !ws.engine_told {
+                self.closed.push(ws.id);
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        if let Some(signals) = &mut self.signals {
+            for signal in signals.pending() {
+                log::info!("signal {signal}: shutting down");
+                self.flag.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Reads what the socket has (up to a budget) and acts on it.
+    fn on_readable(&mut self, k: usize, now: u64) {
+        let mut budget = READ_BUDGET;
+        while let Some(conn) = self.conns.get_mut(k) {
+            if budget == 0 || self.turn_output >= TURN_OUTPUT_LIMIT {
+                self.read_again.push(k);
+                return;
+            }
+            let want = match &conn.phase {
+                Phase::Request { buf, .. } => (MAX_REQUEST_BYTES + 1).saturating_sub(buf.len()),
+                _ => READ_CHUNK,
+            };
+            let n = match conn.stream.read(&mut self.scratch[..want.min(READ_CHUNK)]) {
+                // A peer that half-closes after its request still gets the
+                // answer: the flush closes the socket.
+                Ok(0) if matches!(conn.phase, Phase::Answered { .. }) => return,
+                Ok(0) => return self.peer_gone(k),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("{}: read error {e}", conn.peer);
+                    return self.peer_gone(k);
+                }
+            };
+            match &mut conn.phase {
+                Phase::Request { buf, .. } => {
+                    buf.extend_from_slice(&self.scratch[..n]);
+                    self.on_request_bytes(k, now);
+                }
+                Phase::Answered { .. } => {}
+                Phase::WebSocket(_) => self.on_ws_bytes(k, n, now),
+            }
+            budget = budget.saturating_sub(n);
+        }
+    }
+
+    /// The peer closed or reset the socket.
+    fn peer_gone(&mut self, k: usize) {
+        self.drop_conn(k);
+        if let Some(conn) = self.closed.pop() {
+            self.feed(self.clock.now_ms(), Input::Closed { conn });
+        }
+    }
+
+    /// Decodes `scratch[..n]` on WebSocket `k` and feeds its messages.
+    fn on_ws_bytes(&mut self, k: usize, n: usize, now: u64) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        let Phase::WebSocket(ws) = &mut conn.phase else {
+            return;
+        };
+        let flow = ws.receive(&self.scratch[..n], &mut conn.out, &mut self.events);
+        let id = ws.id;
+        if !conn.out.is_empty() {
+            self.mark_dirty(k);
+        }
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            // Once the engine closed or terminated it, the rest is not fed.
+            let open = matches!(
+                self.conns.get(k).map(|c| &c.phase),
+                Some(Phase::WebSocket(ws)) if ws.id == id && ws.is_open()
+            );
+            if open {
+                let input = match event {
+                    WsEvent::Text(text) => Input::Text { conn: id, text },
+                    WsEvent::Binary(len) => Input::Binary { conn: id, len },
+                    WsEvent::Alive => Input::Pong { conn: id },
+                };
+                self.feed(now, input);
+            }
+        }
+        self.events = events;
+        match flow {
+            Flow::Continue => {}
+            Flow::Finished => self.close_when_flushed(k, now),
+            Flow::Failed(_) => {
+                if let Some(Phase::WebSocket(ws)) = self.conns.get_mut(k).map(|c| &mut c.phase) {
+                    ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS / 2);
+                    if !ws.engine_told {
+                        ws.engine_told = true;
+                        self.feed(now, Input::Closed { conn: id });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The close handshake is done: the socket goes once its bytes are out.
+    fn close_when_flushed(&mut self, k: usize, now: u64) {
+        let Some(conn) = self.conns.get_mut(k) else {
+            return;
+        };
+        if let Phase::WebSocket(ws) = &mut conn.phase {
+            let id = ws.id;
+            let told = std::mem::replace(&mut ws.engine_told, true);
+            self.tokens.remove(&id);
+            self.counters.websockets_open -= 1;
+            conn.phase = Phase::Answered {
+                deadline_ms: now + CLOSE_GRACE_MS,
+            };
+            self.mark_dirty(k);
+            if !told {
+                self.feed(now, Input::Closed { conn: id });
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self, now: u64) {
+        while !self.dirty.is_empty() {
+            for k in std::mem::take(&mut self.dirty) {
+                let Some(conn) = self.conns.get_mut(k) else {
+                    continue;
+                };
+                conn.dirty = false;
+                let drained = match conn.flush() {
+                    Ok(drained) => drained,
+                    Err(e) => {
+                        log::debug!("{}: write error {e}", conn.peer);
+                        self.drop_conn(k);
+                        continue;
+                    }
+                };
+                // A slow consumer: more queued than the limit even after
+                // the socket took what it could (judged once per turn, so a
+                // long turn alone never makes a reader look slow).
+                if conn.queued() > self.config.max_outbound_bytes {
+                    log::info!(
+                        "{}: slow consumer dropped ({} bytes queued)",
+                        conn.peer,
+                        conn.queued()
+                    );
+                    self.counters.slow_consumer_drops += 1;
+                    self.drop_conn(k);
+                    continue;
+                }
+                if drained && matches!(conn.phase, Phase::Answered { .. }) {
+                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                    self.drop_conn(k);
+                    continue;
+                }
+                let want_write = !drained;
+                if want_write != conn.write_interest {
+                    conn.write_interest = want_write;
+                    let interest = if want_write {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    if let Err(e) =
+                        self.poll
+                            .registry()
+                            .reregister(&mut conn.stream, Token(k), interest)
+                    {
+                        log::debug!("reregister: {e}");
+                        self.drop_conn(k);
+                    }
+                }
+            }
+            while let Some(conn) = self.closed.pop() {
+                self.feed(now, Input::Closed { conn });
+            }
+        }
+    }
+
+    /// Once per tick: deadlines (slow-loris, close grace) and idle buffers.
+    fn sweep(&mut self, now: u64) {
+        let mut expired = Vec::new();
+        for (k, conn) in self.conns.iter_mut() {
+            let deadline = match &conn.phase {
+                Phase::Request { deadline_ms, .. } | Phase::Answered { deadline_ms } => {
+                    Some(*deadline_ms)
+                }
+                Phase::WebSocket(ws) => ws.closing_deadline_ms,
+            };
+            if deadline.is_some_and(|d| now >= d) {
+                if matches!(conn.phase, Phase::Request { .. }) {
+                    self.counters.request_timeouts += 1;
+                }
+                expired.push(k);
+            } else if !conn.dirty {
+                conn.release_idle_buffer();
+            }
+        }
+        for k in expired {
+            self.drop_conn(k);
+        }
+        while let Some(conn) = self.closed.pop() {
+            self.feed(now, Input::Closed { conn });
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: u64) {
+        crate::server::systemd::notify_stopping();
+        self.shutdown_deadline_ms = Some(now + SHUTDOWN_GRACE_MS);
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let mut told = Vec::new();
+        for k in keys {
+            let conn = &mut self.conns[k];
+            match &mut conn.phase {
+                Phase::WebSocket(ws) if !ws.failed && ws.closing_deadline_ms.is_none() => {
+                    ws.queue_close(&mut conn.out, 1001, "server shutting down");
+                    ws.closing_deadline_ms = Some(now + SHUTDOWN_GRACE_MS);
+                    if !ws.engine_told {
+                        ws.engine_told = true;
+                        told.push(ws.id);
+                    }
+                    self.mark_dirty(k);
+                }
+                Phase::WebSocket(_) => {}
+                _ => self.drop_conn(k),
+            }
+        }
+        for conn in told {
+            self.feed(now, Input::Closed { conn });
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! systemd integration: readiness notifications and socket activation.
+//!
+//! Both need file-descriptor handling that would otherwise take `unsafe`
+//! (`FromRawFd`), which this crate forbids, so they go through the
+//! `sd-notify` and `listenfd` crates.
+
+use std::io;
+use std::net::TcpListener;
+
+/// Tells systemd we are ready (`READY=1`), if `NOTIFY_SOCKET` is set.
+pub fn notify_ready() {
+    notify(sd_notify::NotifyState::Ready);
+}
+
+/// Tells systemd we are stopping (`STOPPING=1`), if `NOTIFY_SOCKET` is set.
+pub fn notify_stopping() {
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+fn notify(state: sd_notify::NotifyState<'_>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(&[state]) {
+        log::warn!("sd_notify failed: {e}");
+    }
+}
+
+/// TCP listeners passed by socket activation (`LISTEN_FDS`), in order;
+/// empty when not socket-activated.
+pub fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let mut listeners = Vec::new();
+    for i in 0..fds.len() {
+        match fds.take_tcp_listener(i)? {
+            Some(l) => listeners.push(l),
+            None => log::warn!("inherited descriptor {i} is not a TCP listener; ignored"),
+        }
+    }
+    Ok(listeners)
+}

@@ -1,0 +1,148 @@
+//! The `roomd` binary itself: flags, and graceful shutdown on SIGTERM.
+// End-to-end tests wait on real time.
+#![allow(clippy::disallowed_methods)]
+
+mod live;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+fn roomd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_roomd"))
+}
+
+/// Starts the binary on port 0 and returns it with its address, read from
+/// its `listening on ADDR` log line.
+fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, SocketAddr) {
+    let mut child = roomd()
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn roomd");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("listening on ").nth(1) {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(live::TIMEOUT).expect("listening line");
+    (child, addr.parse().expect("address"))
+}
+
+fn wait(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("roomd did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_closes_websockets_1001_and_exits_0() {
+    let (mut child, addr) = start(&[], &[]);
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    let (mut ws, _) = tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let code = loop {
+        match ws.read().expect("close frame before the timeout") {
+            Message::Close(Some(frame)) => {
+                assert_eq!(frame.reason.as_str(), "server shutting down");
+                break u16::from(frame.code);
+            }
+            Message::Close(None) => panic!("close without a code"),
+            _ => {}
+        }
+    };
+    assert_eq!(code, 1001);
+    ws.flush().expect("close reply sent");
+    let started = Instant::now();
+    let status = wait(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "waited the whole grace: {:?}",
+        started.elapsed()
+    );
+}
+
+fn sigterm(child: &Child) {
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
+#[test]
+fn systemd_is_notified_ready_and_stopping() {
+    let path = std::env::temp_dir().join(format!("roomd-notify-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    let (mut child, _) = start(&[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 notification");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "READY=1");
+    sigterm(&child);
+    let n = socket.recv(&mut buf).expect("STOPPING=1 notification");
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap().trim(), "STOPPING=1");
+    assert!(wait(&mut child).success());
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn invalid_flag_exits_2_naming_it() {
+    let out = roomd()
+        .args(["--max-connections", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--max-connections"), "{err}");
+    let out = roomd().env("ROOMD_RATE_LIMIT", "fast").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate-limit"));
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let out = roomd().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--route",
+        "--allow-origin",
+        "--heartbeat-interval",
+        "--max-message-size",
+        "--max-connections",
+        "--max-outbound-bytes",
+        "--rate-limit",
+        "--log-level",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
