@@ -21,6 +21,12 @@ const ROWS: &[Row] = &[
         key: "deliveries_per_s",
     },
     Row {
+        label: "  per second of server CPU",
+        scenario: "fanout",
+        mode: Some("full"),
+        key: "deliveries_per_server_cpu_s",
+    },
+    Row {
         label: "fanout 1000x1 64B full: lost",
         scenario: "fanout",
         mode: Some("full"),
@@ -63,6 +69,12 @@ const ROWS: &[Row] = &[
         key: "round_trips_per_s",
     },
     Row {
+        label: "  per second of server CPU",
+        scenario: "relay",
+        mode: None,
+        key: "round_trips_per_server_cpu_s",
+    },
+    Row {
         label: "relay 100 pairs: RTT p50 ms",
         scenario: "relay",
         mode: None,
@@ -85,6 +97,12 @@ const ROWS: &[Row] = &[
         scenario: "idle",
         mode: None,
         key: "handshakes_per_s",
+    },
+    Row {
+        label: "  per second of server CPU",
+        scenario: "idle",
+        mode: None,
+        key: "handshakes_per_server_cpu_s",
     },
     Row {
         label: "idle: server RSS KiB/connection",

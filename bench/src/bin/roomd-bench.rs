@@ -8,7 +8,7 @@ use roomd_bench::scenario::{Target, crowd, fanout, relay};
 const USAGE: &str = "usage: roomd-bench fanout|relay|idle|storm [options]
 common:  --addr HOST:PORT (127.0.0.1:8080)  --label NAME  --server-pid PID
          --src 127.0.0.2-9 (spread connections over source addresses)
-fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 64
+fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 256
          --rate MSGS_PER_S (fixed offered rate; default full speed) --path /stream
 relay:   --pairs 100 --duration 10 --path /signal
 idle:    --conns 1000 --room-size 10 --in-flight 256 --hold 2 --timeout 30

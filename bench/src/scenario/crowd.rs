@@ -12,7 +12,7 @@
 //! rejoined its room; a connection that fails is tried again 100 ms later,
 //! as a client with auto-reconnect would.
 
-use super::{Problems, Summary, Target, is_type, summary};
+use super::{Problems, Summary, Target, is_type, per_server_cpu, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, epoch_ms, now_us, report_cpu, round2, rss_kib};
@@ -303,6 +303,7 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("joined".into(), joined_all.into());
     json.insert("seconds".into(), round2(seconds).into());
     json.insert("handshakes_per_s".into(), rate.round().into());
+    per_server_cpu(&mut json, "handshakes", rate);
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         let per_conn = after.saturating_sub(before) as f64 * 1024.0 / opened_all.max(1) as f64;
         println!(

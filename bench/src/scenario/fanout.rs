@@ -4,7 +4,7 @@
 //! each one. Full speed keeps a bounded window of messages in flight per
 //! publisher; `--rate` offers a fixed total rate instead.
 
-use super::{Problems, Summary, Target, is_type, stamp, summary};
+use super::{Problems, Summary, Target, is_type, per_server_cpu, stamp, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -30,7 +30,7 @@ impl Config {
             subs: args.get("subs", 1000)?,
             pubs: args.get("pubs", 1)?.max(1),
             size: args.get("size", 64)?,
-            window: args.get("window", 64)?.max(1),
+            window: args.get("window", 256)?.max(1),
             rate: args.get("rate", 0.0)?,
             duration_us: (args.get("duration", 10.0)? * 1e6) as u64,
             path: args.str("path").unwrap_or("/stream").to_string(),
@@ -327,6 +327,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("lost".into(), lost.into());
     json.insert("errors".into(), f.problems.errors.into());
     json.insert("deliveries_per_s".into(), rate.round().into());
+    per_server_cpu(&mut json, "deliveries", rate);
     json.insert("p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("p99_ms".into(), round2(p99 as f64 / 1e3).into());
     json.insert("max_ms".into(), round2(max as f64 / 1e3).into());

@@ -166,6 +166,22 @@ impl Problems {
 /// A scenario's figures: printed as its final JSON line.
 pub type Summary = Map<String, Value>;
 
+/// Adds `{what}_per_server_cpu_s`: the rate divided by the share of a core
+/// the server used, a figure that holds up better than the raw rate on a
+/// machine the server shares with other work.
+pub fn per_server_cpu(json: &mut Summary, what: &str, per_second: f64) {
+    if let Some(cpu) = json.get("server_cpu").and_then(Value::as_f64)
+        && cpu > 0.0
+    {
+        let v = (per_second / cpu).round();
+        json.insert(format!("{what}_per_server_cpu_s"), v.into());
+        println!(
+            "  {v:.0} {} per second of server CPU",
+            what.replace('_', " ")
+        );
+    }
+}
+
 /// Starts a scenario's JSON summary.
 pub fn summary(scenario: &str, target: &Target) -> Summary {
     let mut m = Map::new();

@@ -3,7 +3,7 @@
 //! back, the host measures the round trip and sends the next one. One
 //! message in flight per pair.
 
-use super::{Problems, Summary, Target, is_type, stamp, str_field, summary};
+use super::{Problems, Summary, Target, is_type, per_server_cpu, stamp, str_field, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
 use crate::stats::{CpuWindow, Histogram, now_us, report_cpu, round2};
@@ -205,6 +205,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("seconds".into(), round2(elapsed).into());
     json.insert("round_trips".into(), r.trips.into());
     json.insert("round_trips_per_s".into(), rate.round().into());
+    per_server_cpu(&mut json, "round_trips", rate);
     json.insert("rtt_p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("rtt_p99_ms".into(), round2(p99 as f64 / 1e3).into());
     json.insert("errors".into(), r.problems.errors.into());
