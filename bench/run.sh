@@ -4,12 +4,12 @@
 # pinned to one core and the load generator to the other, then one
 # side-by-side table. See bench/README.md.
 #
-#   bench/run.sh                  # full matrix (a few minutes)
+#   bench/run.sh                  # full matrix (about 3 minutes)
 #   BENCH_QUICK=1 bench/run.sh    # smoke run (about a minute)
 #
 # Environment (defaults in brackets; quick values after the slash):
 #   BENCH_SERVERS     servers to run ["roomd node limit"]
-#   BENCH_DURATION    seconds per fanout/relay run [10 / 3]
+#   BENCH_DURATION    seconds per fanout/relay run [10 / 2]
 #   BENCH_SUBS        fanout subscribers [1000]
 #   BENCH_RATE        offered msgs/s for the latency run [100]
 #   BENCH_PAIRS       relay pairs [100]
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 quick=${BENCH_QUICK:-0}
 pick() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 SERVERS=${BENCH_SERVERS:-roomd node limit}
-DURATION=${BENCH_DURATION:-$(pick 10 3)}
+DURATION=${BENCH_DURATION:-$(pick 10 2)}
 SUBS=${BENCH_SUBS:-1000}
 RATE=${BENCH_RATE:-100}
 PAIRS=${BENCH_PAIRS:-100}

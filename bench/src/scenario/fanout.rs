@@ -286,8 +286,18 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     f.phase = Phase::Draining;
     let published: u64 = f.pubs.iter().map(|p| p.next_seq).sum();
     let expected = published * total as u64;
-    let drain_end = now_us() + 3_000_000;
-    while f.received < expected && now_us() < drain_end && f.problems.closed == 0 {
+    // A slow server may still be working through its queues: wait while
+    // messages keep arriving, up to 30 s; 2 s without one ends the wait.
+    let drain_end = now_us() + 30_000_000;
+    let (mut last_count, mut last_progress) = (f.received, now_us());
+    while f.received < expected && f.problems.closed == 0 {
+        let now = now_us();
+        if f.received > last_count {
+            (last_count, last_progress) = (f.received, now);
+        }
+        if now > drain_end || now - last_progress > 2_000_000 {
+            break;
+        }
         net.turn(&mut f, Duration::from_millis(10))
             .map_err(|e| e.to_string())?;
     }
