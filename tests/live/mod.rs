@@ -3,6 +3,8 @@
 //! read has a timeout.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use roomd::server::{Config, Server, ShutdownHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
