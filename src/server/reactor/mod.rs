@@ -83,6 +83,10 @@ pub struct Reactor {
     next_tick_ms: u64,
     shutdown_deadline_ms: Option<u64>,
     turn_output: usize,
+    /// Accepting failed for lack of resources: retry (see `accept`).
+    accept_paused: bool,
+    /// A socket was closed this turn (so a paused accept may succeed).
+    socket_freed: bool,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -146,6 +150,8 @@ impl Reactor {
             next_tick_ms: now + tick_ms,
             shutdown_deadline_ms: None,
             turn_output: 0,
+            accept_paused: false,
+            socket_freed: false,
         })
     }
 
@@ -220,12 +226,19 @@ impl Reactor {
             if self.flag.load(Ordering::SeqCst) && self.shutdown_deadline_ms.is_none() {
                 self.begin_shutdown(now);
             }
-            if now >= self.next_tick_ms {
+            let tick = now >= self.next_tick_ms;
+            if tick {
                 self.next_tick_ms = now + self.tick_ms;
                 self.feed(now, Input::Tick);
                 self.sweep(now);
             }
             self.flush_dirty(now);
+            if self.accept_paused && (tick || self.socket_freed) {
+                for i in 0..self.listeners.len() {
+                    self.accept(i, now);
+                }
+            }
+            self.socket_freed = false;
             if let Some(deadline) = self.shutdown_deadline_ms
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -307,6 +320,7 @@ impl Reactor {
             return;
         }
         let mut conn = self.conns.remove(k);
+        self.socket_freed = true;
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             log::debug!("deregister: {e}");
         }
