@@ -91,6 +91,12 @@ fn broken_fragment_sequences_close_1002() {
         ),
         ("fragmented ping", frame(false, 0x9, b"p")),
         ("ping over 125 bytes", frame(true, 0x9, &[b'p'; 126])),
+        ("reserved control opcode", frame(true, 0xB, b"")),
+        ("RSV1 without an extension", {
+            let mut f = frame(true, 0x1, PING);
+            f[0] |= 0x40;
+            f
+        }),
     ];
     for (what, bytes) in cases {
         let mut raw = Raw::upgrade(server.addr, "/chat", &bytes);

@@ -67,6 +67,7 @@ impl Reactor {
                 log::warn!("register failed: {e}");
                 continue;
             }
+            self.counters.sockets_open += 1;
             entry.insert(Connection {
                 stream,
                 peer,

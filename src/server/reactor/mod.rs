@@ -321,6 +321,7 @@ impl Reactor {
         }
         let mut conn = self.conns.remove(k);
         self.socket_freed = true;
+        self.counters.sockets_open -= 1;
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             log::debug!("deregister: {e}");
         }
