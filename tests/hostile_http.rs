@@ -85,6 +85,23 @@ fn bytes_that_are_not_utf8_are_refused_or_ignored() {
 }
 
 #[test]
+fn too_many_headers_get_431_and_pipelined_requests_one_answer() {
+    let server = TestServer::default();
+    let headers: String = (0..40).map(|i| format!("X-{i}: v\r\n")).collect();
+    let request = format!("GET /health HTTP/1.1\r\n{headers}\r\n");
+    assert_eq!(status_of(&server, request.as_bytes()), 431);
+    let mut raw = Raw::connect(server.addr);
+    raw.send(b"GET /health HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n");
+    let (status, text) = raw.answer();
+    assert_eq!(status, 200);
+    assert_eq!(
+        text.matches("HTTP/1.1").count(),
+        1,
+        "one request per connection"
+    );
+}
+
+#[test]
 fn http_1_0_requests() {
     let server = TestServer::default();
     let (status, text) = {
