@@ -37,6 +37,12 @@ fn a_frame_in_the_same_write_as_the_handshake_is_processed() {
     let mut raw = Raw::upgrade(server.addr, "/chat", &frame(true, 0x1, PING));
     assert_eq!(raw.json()["type"], "system");
     assert_eq!(raw.json()["type"], "pong");
+    // A message larger than the request-head buffer, in the same write.
+    let big = "b".repeat(100_000);
+    let mut raw = Raw::upgrade(server.addr, "/chat", &[chat(&big), chat("next")].concat());
+    assert_eq!(raw.json()["type"], "system");
+    assert_eq!(raw.json()["payload"], big);
+    assert_eq!(raw.json()["payload"], "next");
 }
 
 #[test]
@@ -130,6 +136,10 @@ fn huge_declared_lengths_close_1009_without_waiting_for_the_payload() {
     ];
     let mut raw = Raw::upgrade(server.addr, "/chat", &fragments.concat());
     assert_eq!(raw.close_code(), 1009);
+    let start = Instant::now();
+    assert!(raw.ends(), "the server ends its side after the close frame");
+    assert!(start.elapsed() < Duration::from_millis(500));
+    drop(raw);
     // Even a length with the most significant bit set (invalid) is too big.
     let mut header = vec![0x81, 0x80 | 127];
     header.extend_from_slice(&u64::MAX.to_be_bytes());

@@ -486,6 +486,13 @@ impl Reactor {
                     self.drop_conn(k);
                     continue;
                 }
+                // A failed WebSocket: its close frame is out, so the peer
+                // gets FIN at once; its socket goes when the peer closes
+                // too (what it still sends is read and discarded, so that
+                // no reset destroys the close frame) or at its deadline.
+                if drained && matches!(&conn.phase, Phase::WebSocket(ws) if ws.failed) {
+                    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+                }
                 let want_write = !drained;
                 if want_write != conn.write_interest {
                     conn.write_interest = want_write;
