@@ -27,7 +27,7 @@ impl Drop for KillOnDrop {
 }
 
 /// Open files allowed to the server: about 8 for itself, the rest sockets.
-const NOFILE: usize = 32;
+const NOFILE: usize = 64;
 
 #[test]
 fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
