@@ -17,7 +17,7 @@ const MESSAGES: usize = 300;
 
 /// One short-lived connection of kind `i % 6`.
 fn churn_once(server: &TestServer, i: usize) {
-    let join = frame(true, 0x1, br#"{"type":"join","sessionId":"s"}"#);
+    let join = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
     match i % 6 {
         // Joins the session, then closes cleanly.
         0 => {
@@ -51,15 +51,7 @@ fn a_thousand_connections_come_and_go_while_a_session_loses_nothing() {
         rate_limit: 0,
         ..Config::default()
     });
-    let join = |c: &mut live::Client| {
-        c.send_json(json!({"type": "join", "sessionId": "s"}));
-        c.recv_type("joined");
-    };
-    let mut receiver = server.ws("/scratch");
-    join(&mut receiver);
-    let mut sender = server.ws("/scratch");
-    join(&mut sender);
-    let sender_id = receiver.recv_type("user-joined")["userId"].clone();
+    let (mut receiver, mut sender, sender_id) = live::scratch_pair(&server);
     let receiving = std::thread::spawn(move || {
         let mut seen = 0;
         while seen < MESSAGES {

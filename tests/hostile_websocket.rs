@@ -157,7 +157,7 @@ fn a_client_that_half_closes_mid_frame_leaves_its_session() {
     let mut a = server.ws("/scratch");
     a.send_json(json!({"type": "join", "sessionId": "s"}));
     a.recv_type("joined");
-    let join = frame(true, 0x1, br#"{"type":"join","sessionId":"s"}"#);
+    let join = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
     let mut b = Raw::upgrade(server.addr, "/scratch", &join);
     assert_eq!(b.json()["type"], "joined");
     let user = a.recv_type("user-joined")["userId"].clone();
@@ -222,18 +222,10 @@ fn a_flooding_client_does_not_harm_others_in_its_session() {
         rate_limit: rate,
         ..Config::default()
     });
-    let join = |c: &mut live::Client| {
-        c.send_json(json!({"type": "join", "sessionId": "s"}));
-        c.recv_type("joined");
-    };
-    let mut receiver = server.ws("/scratch");
-    join(&mut receiver);
-    let mut sender = server.ws("/scratch");
-    join(&mut sender);
-    let sender_id = receiver.recv_type("user-joined")["userId"].clone();
+    let (mut receiver, mut sender, sender_id) = live::scratch_pair(&server);
     // The flooder joins, then writes thousands of messages and never reads.
     let start = Instant::now();
-    let mut flood = frame(true, 0x1, br#"{"type":"join","sessionId":"s"}"#);
+    let mut flood = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
     for i in 0..5000 {
         let sync = json!({"type": "sync", "sessionId": "s", "changes": {"flood": i}});
         flood.extend(frame(true, 0x1, sync.to_string().as_bytes()));
