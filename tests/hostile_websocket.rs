@@ -254,3 +254,94 @@ fn a_flooding_client_does_not_harm_others_in_its_session() {
         metric(&server, "roomd_rate_limited_total{protocol=\"scratch\"}") >= 4000
     });
 }
+
+/// A small deterministic generator (xorshift64*), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Frames that are valid, nearly valid or garbage, in random order.
+fn random_frames(rng: &mut Rng) -> Vec<u8> {
+    const FIRST_BYTES: [u8; 9] = [0x81, 0x01, 0x00, 0x80, 0x89, 0x8a, 0x88, 0x82, 0xc1];
+    let mut out = Vec::new();
+    for _ in 0..rng.below(8) {
+        if rng.below(3) == 0 {
+            out.extend(chat("fine"));
+            continue;
+        }
+        let first = if rng.below(4) == 0 {
+            rng.next() as u8
+        } else {
+            FIRST_BYTES[rng.below(FIRST_BYTES.len() as u64)]
+        };
+        let n = if rng.below(2) == 0 { 300 } else { 20 };
+        let n = rng.below(n);
+        let payload = rng.bytes(n);
+        let mut f = frame(true, 0, &payload);
+        f[0] = first;
+        if rng.below(8) == 0 {
+            f[1] &= 0x7f; // unmasked
+        }
+        if rng.below(16) == 0 {
+            f.truncate(2);
+            f[1] = 0x80 | 127;
+            f.extend(rng.bytes(12)); // a random 64-bit length, mask, 2 bytes
+        }
+        out.extend(f);
+    }
+    out
+}
+
+#[test]
+fn random_frames_and_requests_never_harm_the_server() {
+    const ROUNDS: usize = 300;
+    let server = TestServer::default();
+    let mut witness = server.ws("/chat");
+    witness.recv_type("system");
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for i in 0..ROUNDS {
+        let mut bytes = live::upgrade_request("/chat", "").into_bytes();
+        if i % 3 == 0 {
+            // Mutate the request head itself.
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len() as u64);
+                bytes[at] = rng.next() as u8;
+            }
+        }
+        bytes.extend(random_frames(&mut rng));
+        let mut raw = Raw::connect(server.addr);
+        raw.send(&bytes);
+        if i % 2 == 0 {
+            raw.send(&random_frames(&mut rng));
+        }
+    }
+    witness.send_json(json!({"type": "ping"}));
+    let mut broadcasts = 0;
+    loop {
+        let m = witness.recv();
+        if m["type"] == "pong" {
+            break;
+        }
+        broadcasts += usize::from(m["payload"] == "fine");
+    }
+    assert!(broadcasts > 10, "valid frames got through: {broadcasts}");
+    eventually("every random socket to be released", || {
+        metric(&server, "roomd_sockets_open") == 2
+    });
+    open_sockets_back_to(&server, 1);
+}
