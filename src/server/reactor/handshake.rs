@@ -21,7 +21,9 @@ impl Reactor {
             let (mut stream, peer) = match self.listeners.get(i).map(TcpListener::accept) {
                 Some(Ok(pair)) => pair,
                 Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if std::mem::take(&mut self.accept_paused) {
+                    if std::mem::take(&mut self.accept_paused[i])
+                        && !self.accept_paused.contains(&true)
+                    {
                         log::info!("accepting connections again");
                     }
                     return;
@@ -38,7 +40,7 @@ impl Reactor {
                     continue;
                 }
                 Some(Err(e)) => {
-                    if std::mem::replace(&mut self.accept_paused, true) {
+                    if self.accept_paused.contains(&true) {
                         log::debug!("accept failed again: {e}");
                     } else {
                         log::warn!(
@@ -46,6 +48,7 @@ impl Reactor {
                              (raise the open-files limit, e.g. LimitNOFILE=)"
                         );
                     }
+                    self.accept_paused[i] = true;
                     return;
                 }
                 None => return,

@@ -83,8 +83,9 @@ pub struct Reactor {
     next_tick_ms: u64,
     shutdown_deadline_ms: Option<u64>,
     turn_output: usize,
-    /// Accepting failed for lack of resources: retry (see `accept`).
-    accept_paused: bool,
+    /// Per listener: accepting failed for lack of resources, so it is
+    /// retried (see `accept`).
+    accept_paused: Vec<bool>,
     /// A socket was closed this turn (so a paused accept may succeed).
     socket_freed: bool,
 }
@@ -116,6 +117,7 @@ impl Reactor {
                 .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             mio_listeners.push(l);
         }
+        let listener_count = mio_listeners.len();
         let engine_config = EngineConfig {
             heartbeat_interval_ms: config.heartbeat_interval.as_millis().max(1) as u64,
             rate_limit_per_sec: config.rate_limit,
@@ -150,7 +152,7 @@ impl Reactor {
             next_tick_ms: now + tick_ms,
             shutdown_deadline_ms: None,
             turn_output: 0,
-            accept_paused: false,
+            accept_paused: vec![false; listener_count],
             socket_freed: false,
         })
     }
@@ -233,9 +235,11 @@ impl Reactor {
                 self.sweep(now);
             }
             self.flush_dirty(now);
-            if self.accept_paused && (tick || self.socket_freed) {
+            if tick || self.socket_freed {
                 for i in 0..self.listeners.len() {
-                    self.accept(i, now);
+                    if self.accept_paused[i] {
+                        self.accept(i, now);
+                    }
                 }
             }
             self.socket_freed = false;
