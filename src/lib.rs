@@ -26,5 +26,9 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod journal;
 pub mod protocol;
+pub mod replay;
 pub mod server;

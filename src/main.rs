@@ -5,7 +5,9 @@ use roomd::server::config::{Command, Config, help};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    // Subcommands (e.g. `roomd replay`) dispatch on the first argument here.
+    if args.first().map(String::as_str) == Some("replay") {
+        std::process::exit(roomd::replay::main(&args[1..]));
+    }
     let command = match Config::parse(&args, &|k| std::env::var(k).ok()) {
         Ok(command) => command,
         Err(e) => {

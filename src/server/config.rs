@@ -7,6 +7,7 @@
 use crate::protocol::Protocol;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A WebSocket route: a path and the protocol spoken there.
@@ -43,6 +44,9 @@ pub struct Config {
     /// A client that has not sent a complete request head by then is
     /// dropped (slow-loris). Not a flag. Default 10 s.
     pub request_timeout: Duration,
+    /// Journal every engine input to this file (JSON Lines, for
+    /// `roomd replay`); the file is truncated at start. Default none.
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             rate_limit: 200,
             log_level: log::LevelFilter::Info,
             request_timeout: Duration::from_secs(10),
+            journal: None,
         }
     }
 }
@@ -81,7 +86,7 @@ pub fn default_routes() -> Vec<Route> {
 }
 
 /// Every flag: name, value placeholder, help text.
-const FLAGS: [(&str, &str, &str); 10] = [
+const FLAGS: [(&str, &str, &str); 11] = [
     (
         "listen",
         "ADDR",
@@ -126,6 +131,11 @@ const FLAGS: [(&str, &str, &str); 10] = [
         "log-level",
         "LEVEL",
         "off, error, warn, info, debug or trace (default info)",
+    ),
+    (
+        "journal",
+        "FILE",
+        "record every engine input to FILE for `roomd replay` (default off)",
     ),
     ("help", "", "print this help"),
 ];
@@ -313,6 +323,8 @@ impl Config {
             }
             "rate-limit" => self.rate_limit = value.trim().parse().map_err(|_| bad("a number"))?,
             "log-level" => self.log_level = value.trim().parse().map_err(|_| bad("a log level"))?,
+            "journal" if !value.is_empty() => self.journal = Some(PathBuf::from(value)),
+            "journal" => return Err(bad("a file name")),
             _ => return Err(err(name, "unknown flag")),
         }
         Ok(())

@@ -6,6 +6,7 @@
 //! for journaling).
 
 use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
+use crate::journal::JournalWriter;
 use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
 use crate::protocol::http::MAX_REQUEST_BYTES;
 use crate::server::clock::Clock;
@@ -61,6 +62,8 @@ impl ShutdownHandle {
 
 /// The reactor and everything it owns.
 pub struct Reactor {
+    /// The input journal (`--journal`), if any.
+    journal: Option<JournalWriter<std::fs::File>>,
     poll: Poll,
     listeners: Vec<TcpListener>,
     conns: Slab<Connection>,
@@ -129,12 +132,27 @@ impl Reactor {
         let tick_ms = (engine_config.heartbeat_interval_ms / 4).clamp(10, 1000);
         let clock = Clock::start();
         let now = clock.now_ms();
+        log::info!("engine seed {seed}");
+        let journal = match &config.journal {
+            None => None,
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot create journal {}: {e}", path.display()),
+                    )
+                })?;
+                log::info!("journaling engine inputs to {}", path.display());
+                Some(JournalWriter::new(file, seed, &engine_config, now))
+            }
+        };
         Ok(Reactor {
             poll,
             listeners: mio_listeners,
             conns: Slab::new(),
             tokens: HashMap::new(),
             engine: Engine::new(engine_config, seed),
+            journal,
             clock,
             config,
             counters: ServerCounters::default(),
@@ -187,8 +205,16 @@ impl Reactor {
     }
 
     /// Runs until shut down and every connection is gone (or the shutdown
-    /// grace has passed).
+    /// grace has passed), then flushes the journal.
     pub fn run(&mut self) -> io::Result<()> {
+        let result = self.serve();
+        if let Some(journal) = &mut self.journal {
+            journal.flush();
+        }
+        result
+    }
+
+    fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = self.clock.now_ms();
@@ -233,6 +259,9 @@ impl Reactor {
                 self.next_tick_ms = now + self.tick_ms;
                 self.feed(now, Input::Tick);
                 self.sweep(now);
+                if let Some(journal) = &mut self.journal {
+                    journal.flush_if_due(now);
+                }
             }
             self.flush_dirty(now);
             if tick || self.socket_freed {
@@ -258,9 +287,13 @@ impl Reactor {
     fn feed(&mut self, now: u64, input: Input) {
         let mut next = Some(input);
         while let Some(input) = next {
+            let journaled = self.journal.as_ref().map(|_| input.clone());
             self.engine.handle(now, input);
             let mut outputs = std::mem::take(&mut self.outputs);
             outputs.extend(self.engine.drain_outputs());
+            if let (Some(journal), Some(input)) = (&mut self.journal, journaled) {
+                journal.record(now, &input, &outputs);
+            }
             for output in outputs.drain(..) {
                 self.apply(now, output);
             }

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The roomd benchmark matrix: the same scenarios against roomd, the Node
+# `ws` reference (bench/node) and the trivial limit server, each server
+# pinned to one core and the load generator to the other, then one
+# side-by-side table. See bench/README.md.
+#
+#   bench/run.sh                  # full matrix (about 3 minutes)
+#   BENCH_QUICK=1 bench/run.sh    # smoke run (about a minute)
+#
+# Environment (defaults in brackets; quick values after the slash):
+#   BENCH_SERVERS     servers to run ["roomd node limit"]
+#   BENCH_DURATION    seconds per fanout/relay run [10 / 2]
+#   BENCH_SUBS        fanout subscribers [1000]
+#   BENCH_RATE        offered msgs/s for the latency run [100]
+#   BENCH_PAIRS       relay pairs [100]
+#   BENCH_IDLE_CONNS  idle connections, split over two generators [19000 / 4000]
+#   BENCH_STORM_CONNS storm connections [10000 / 2000]
+#   BENCH_SERVER_CPU / BENCH_CLIENT_CPU  cores to pin to [0 / 1]
+#   BENCH_ROOMD       the roomd binary [target/release/roomd]
+#   BENCH_ROOMD_FLAGS extra roomd flags [--max-connections 20000
+#                     --rate-limit 0 --log-level warn]: the Node reference
+#                     has no rate limit, and idle needs 19,000 connections
+#   BENCH_OUT         where logs and JSON lines go [a fresh temp dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=${BENCH_QUICK:-0}
+pick() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+SERVERS=${BENCH_SERVERS:-roomd node limit}
+DURATION=${BENCH_DURATION:-$(pick 10 2)}
+SUBS=${BENCH_SUBS:-1000}
+RATE=${BENCH_RATE:-100}
+PAIRS=${BENCH_PAIRS:-100}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-$(pick 19000 4000)}
+STORM_CONNS=${BENCH_STORM_CONNS:-$(pick 10000 2000)}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/roomd-bench.XXXXXX)}
+ROOMD=${BENCH_ROOMD:-target/release/roomd}
+read -r -a ROOMD_FLAGS <<<"${BENCH_ROOMD_FLAGS:---max-connections 20000 --rate-limit 0 --log-level warn}"
+SRC=127.0.0.2-9 # extra source addresses, past the ephemeral-port limit
+mkdir -p "$OUT"
+
+# Up to the hard limit (20,000 here): 19,000 idle connections need it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building (release)"
+cargo build --release --workspace --quiet
+echo "== installing the Node reference's dependencies"
+(cd bench/node && npm ci --no-audit --no-fund --silent)
+
+BENCH=target/release/roomd-bench
+run_client() { timeout 180 taskset -c "$CLIENT_CPU" "$BENCH" "$@"; }
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    local p
+    for _ in $(seq 100); do
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range
+        if ! listening "$p"; then echo "$p"; return; fi
+    done
+    echo "no free port" >&2
+    return 1
+}
+
+start_server() { # name port
+    local name=$1 port=$2 addr=127.0.0.1:$2
+    case $name in
+    roomd) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
+    node) set -- node bench/node/server.js --listen "$addr" ;;
+    limit) set -- target/release/limit-server --listen "$addr" ;;
+    esac
+    taskset -c "$SERVER_CPU" "$@" >"$OUT/$name.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 100); do
+        if listening "$port"; then return 0; fi
+        if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    echo "$name did not start; its log:" >&2
+    tail -20 "$OUT/$name.log" >&2
+    return 1
+}
+
+matrix() { # name
+    local name=$1 port addr json common
+    port=$(free_port)
+    addr=127.0.0.1:$port
+    json=$OUT/$name.jsonl
+    : >"$json"
+    : >"$OUT/$name.out"
+    start_server "$name" "$port" || return 0
+    echo "== $name (pid $server_pid on cpu $SERVER_CPU, listening on $addr)"
+    common=(--addr "$addr" --label "$name" --server-pid "$server_pid")
+    scenario() { # scenario args...
+        run_client "$@" "${common[@]}" 2>&1 | tee -a "$OUT/$name.out" | grep -v '^{' || true
+    }
+    # idle first, on a fresh server: its memory per connection is read
+    # against the server's resident memory at start.
+    # Two generator processes: one process may hold only ~20,000 sockets.
+    local sync=$OUT/$name-idle-sync
+    rm -rf "$sync" && mkdir -p "$sync"
+    run_client idle --conns "$IDLE_CONNS" --shard 1/2 --sync-dir "$sync" --src "$SRC" \
+        --addr "$addr" --label "$name" >"$OUT/$name-idle-shard1.out" 2>&1 &
+    local shard1=$!
+    scenario idle --conns "$IDLE_CONNS" --shard 0/2 --sync-dir "$sync" --src "$SRC"
+    wait "$shard1" || true
+    grep -v '^{' "$OUT/$name-idle-shard1.out" || true
+    scenario storm --conns "$STORM_CONNS" --src "$SRC"
+    scenario fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
+    scenario fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION" --rate "$RATE"
+    scenario relay --pairs "$PAIRS" --duration "$DURATION"
+    grep '^{' "$OUT/$name.out" >"$json" || true
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+    sleep 1 # let the kernel finish tearing the last connections down
+}
+
+for name in $SERVERS; do
+    if [ "$name" = roomd ] && [ ! -x "$ROOMD" ]; then
+        echo "== roomd: no $ROOMD binary; skipped"
+        continue
+    fi
+    matrix "$name"
+done
+
+echo
+echo "== results ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
+echo "   server on cpu $SERVER_CPU, generator on cpu $CLIENT_CPU; logs and JSON in $OUT"
+"$BENCH" report --dir "$OUT"

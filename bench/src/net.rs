@@ -1,0 +1,430 @@
+//! The load generator's client side: many WebSocket client connections on
+//! one mio poll, with its own HTTP upgrade, frames parsed in place from one
+//! shared read buffer and one write per connection per loop turn.
+
+use crate::frame;
+use crate::stats::now_us;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Largest server frame the generator accepts.
+const MAX_FRAME: usize = 16 << 20;
+/// Size of the shared read buffer.
+const SCRATCH: usize = 256 << 10;
+/// Fixed key: the server only needs it to be well-formed.
+const UPGRADE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// What a scenario does when something happens on a connection.
+pub trait Handler {
+    /// The upgrade answered `101`: the connection is open.
+    fn on_open(&mut self, net: &mut Net, id: usize);
+    /// A complete text (or binary) message arrived.
+    fn on_text(&mut self, net: &mut Net, id: usize, text: &[u8]);
+    /// The connection is gone (refused, reset, closed, or bad upgrade).
+    fn on_close(&mut self, net: &mut Net, id: usize, why: &str);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Upgrading,
+    Open,
+}
+
+struct Conn {
+    sock: TcpStream,
+    state: State,
+    /// Bytes read but not yet parsed (the upgrade answer, or a split frame).
+    partial: Vec<u8>,
+    out: Vec<u8>,
+    dirty: bool,
+}
+
+/// All client connections of one generator process.
+pub struct Net {
+    poll: Poll,
+    events: Events,
+    conns: Vec<Option<Conn>>,
+    scratch: Vec<u8>,
+    dirty: Vec<usize>,
+    mask_state: u32,
+    open: usize,
+    read_us: u64,
+}
+
+impl Net {
+    /// A poll for up to `capacity` connections, ids `0..capacity`.
+    pub fn new(capacity: usize) -> io::Result<Net> {
+        Ok(Net {
+            poll: Poll::new()?,
+            events: Events::with_capacity(1024),
+            conns: (0..capacity).map(|_| None).collect(),
+            scratch: vec![0; SCRATCH],
+            dirty: Vec::new(),
+            mask_state: 0x9E37_79B9,
+            open: 0,
+            read_us: 0,
+        })
+    }
+
+    /// Number of connection slots.
+    pub fn capacity(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Number of connections currently open (upgraded).
+    pub fn open_count(&self) -> usize {
+        self.open
+    }
+
+    /// When the read that brought the message being handled returned (one
+    /// clock read per socket read, not per message).
+    pub fn read_time(&self) -> u64 {
+        self.read_us
+    }
+
+    /// Whether connection `id` exists (connecting, upgrading or open).
+    pub fn exists(&self, id: usize) -> bool {
+        self.conns[id].is_some()
+    }
+
+    /// Starts connecting `id` to `addr` (from source address `src` if given)
+    /// and queues the upgrade request for `path`.
+    pub fn connect(
+        &mut self,
+        id: usize,
+        addr: SocketAddr,
+        src: Option<IpAddr>,
+        path: &str,
+    ) -> io::Result<()> {
+        self.drop_conn(id);
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(true)?;
+        if let Some(ip) = src {
+            sock.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut sock = TcpStream::from_std(std::net::TcpStream::from(sock));
+        self.poll.registry().register(
+            &mut sock,
+            Token(id),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {UPGRADE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        self.conns[id] = Some(Conn {
+            sock,
+            state: State::Connecting,
+            partial: Vec::new(),
+            out: request.into_bytes(),
+            dirty: false,
+        });
+        Ok(())
+    }
+
+    /// Queues a masked text frame on `id` (sent at the end of this turn).
+    pub fn send_text(&mut self, id: usize, payload: &[u8]) {
+        self.send_frame(id, frame::TEXT, payload);
+    }
+
+    fn send_frame(&mut self, id: usize, opcode: u8, payload: &[u8]) {
+        // xorshift32: a different well-formed key per frame, no syscalls.
+        let mut x = self.mask_state;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.mask_state = x;
+        if let Some(conn) = self.conns[id].as_mut() {
+            frame::encode(&mut conn.out, opcode, payload, Some(x.to_ne_bytes()));
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    /// Drops `id` abruptly: a TCP reset, no close handshake, no callback.
+    pub fn abort(&mut self, id: usize) {
+        if let Some(conn) = self.conns[id].as_ref() {
+            let _ = socket2::SockRef::from(&conn.sock).set_linger(Some(Duration::ZERO));
+        }
+        self.drop_conn(id);
+    }
+
+    fn drop_conn(&mut self, id: usize) {
+        if let Some(mut conn) = self.conns[id].take() {
+            let _ = self.poll.registry().deregister(&mut conn.sock);
+            if conn.state == State::Open {
+                self.open -= 1;
+            }
+        }
+    }
+
+    fn fail(&mut self, h: &mut impl Handler, id: usize, why: &str) {
+        if self.conns[id].is_some() {
+            self.drop_conn(id);
+            h.on_close(self, id, why);
+        }
+    }
+
+    /// One loop turn: waits up to `timeout` for readiness, reads and
+    /// dispatches everything available, then flushes queued writes.
+    pub fn turn(&mut self, h: &mut impl Handler, timeout: Duration) -> io::Result<()> {
+        self.flush();
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let ready: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| {
+                let err = e.is_error() || e.is_read_closed();
+                (e.token().0, e.is_readable() || err, e.is_writable())
+            })
+            .collect();
+        for (id, readable, writable) in ready {
+            if id >= self.conns.len() {
+                continue;
+            }
+            if writable {
+                self.on_writable(h, id);
+            }
+            if readable {
+                self.on_readable(h, id);
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    fn on_writable(&mut self, h: &mut impl Handler, id: usize) {
+        let Some(conn) = self.conns[id].as_mut() else {
+            return;
+        };
+        if conn.state == State::Connecting {
+            match conn.sock.take_error() {
+                Ok(Some(e)) | Err(e) => return self.fail(h, id, &format!("connect: {e}")),
+                Ok(None) => {}
+            }
+            match conn.sock.peer_addr() {
+                Ok(_) => conn.state = State::Upgrading,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return self.fail(h, id, &format!("connect: {e}")),
+            }
+        }
+        if !conn.out.is_empty() && !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Writes every connection with queued output once.
+    pub fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            let Some(conn) = self.conns[id].as_mut() else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.state == State::Connecting {
+                continue; // written once the connect completes
+            }
+            let mut pos = 0;
+            while pos < conn.out.len() {
+                match conn.sock.write(&conn.out[pos..]) {
+                    Ok(0) => break,
+                    Ok(n) => pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break, // WouldBlock: wait for writable; errors show up on read
+                }
+            }
+            conn.out.drain(..pos);
+        }
+        dirty.clear();
+        self.dirty = dirty;
+    }
+
+    fn on_readable(&mut self, h: &mut impl Handler, id: usize) {
+        if let Some(conn) = self.conns[id].as_mut()
+            && conn.state != State::Open
+        {
+            if let Err(why) = read_upgrade(conn) {
+                return self.fail(h, id, &why);
+            }
+            if conn.state != State::Open {
+                return;
+            }
+            self.open += 1;
+            h.on_open(self, id);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.read_frames(h, id, &mut scratch);
+        self.scratch = scratch;
+        if let Err(why) = result {
+            self.fail(h, id, &why);
+        }
+    }
+
+    fn read_frames(
+        &mut self,
+        h: &mut impl Handler,
+        id: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let Some(conn) = self.conns[id].as_mut() else {
+            return Ok(());
+        };
+        let mut filled = conn.partial.len();
+        if filled > scratch.len() {
+            scratch.resize(filled, 0);
+        }
+        scratch[..filled].copy_from_slice(&conn.partial);
+        conn.partial.clear();
+        let mut eof = false;
+        loop {
+            // Read as much as is there (the first pass may only parse what
+            // the upgrade left behind).
+            let Some(conn) = self.conns[id].as_mut() else {
+                return Ok(());
+            };
+            if filled == scratch.len() {
+                scratch.resize(scratch.len() * 2, 0);
+            }
+            let mut would_block = false;
+            match fill(&mut conn.sock, scratch, &mut filled) {
+                Ok(Fill::Eof) => eof = true,
+                Ok(Fill::Empty) => would_block = true,
+                Ok(Fill::Data { drained }) => {
+                    would_block = drained;
+                    self.read_us = now_us();
+                }
+                Err(e) => return Err(format!("read: {e}")),
+            }
+            let mut pos = 0;
+            loop {
+                let f = match frame::parse(&scratch[pos..filled], MAX_FRAME) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(()) => return Err("oversized frame".into()),
+                };
+                let (start, end) = (pos + f.start, pos + f.end);
+                pos = end;
+                if let Some(key) = f.mask {
+                    frame::apply_mask(&mut scratch[start..end], key);
+                }
+                match f.opcode {
+                    frame::TEXT | frame::BINARY => h.on_text(self, id, &scratch[start..end]),
+                    frame::PING => self.send_frame(id, frame::PONG, &scratch[start..end]),
+                    frame::CLOSE => {
+                        let code = if end - start >= 2 {
+                            u16::from_be_bytes([scratch[start], scratch[start + 1]])
+                        } else {
+                            1005
+                        };
+                        return Err(format!("closed by server ({code})"));
+                    }
+                    _ => {}
+                }
+                if self.conns[id].is_none() {
+                    return Ok(()); // the handler dropped it
+                }
+            }
+            scratch.copy_within(pos..filled, 0);
+            filled -= pos;
+            if eof {
+                return Err("eof".into());
+            }
+            if would_block {
+                break;
+            }
+        }
+        if let Some(conn) = self.conns[id].as_mut() {
+            conn.partial.extend_from_slice(&scratch[..filled]);
+        }
+        Ok(())
+    }
+}
+
+/// What one read found.
+pub enum Fill {
+    /// Bytes arrived; `drained` when the read was short, which means the
+    /// socket is empty: with edge-triggered readiness, data arriving later
+    /// brings a new event, so the read that would only say WouldBlock is
+    /// skipped.
+    Data {
+        /// The socket had no more bytes.
+        drained: bool,
+    },
+    /// The peer closed.
+    Eof,
+    /// Nothing to read (WouldBlock).
+    Empty,
+}
+
+/// Reads once into `buf[*filled..]` (which must not be full), advancing
+/// `filled`; retries an interrupted read.
+pub fn fill(sock: &mut impl Read, buf: &mut [u8], filled: &mut usize) -> io::Result<Fill> {
+    let room = buf.len() - *filled;
+    loop {
+        return match sock.read(&mut buf[*filled..]) {
+            Ok(0) => Ok(Fill::Eof),
+            Ok(n) => {
+                *filled += n;
+                Ok(Fill::Data { drained: n < room })
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Fill::Empty),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
+/// Reads the upgrade answer; leaves any bytes after it in `partial` and
+/// switches to `Open` once the `101` is complete.
+fn read_upgrade(conn: &mut Conn) -> Result<(), String> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.sock.read(&mut buf) {
+            Ok(0) => return Err("eof during upgrade".into()),
+            Ok(n) => conn.partial.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read during upgrade: {e}")),
+        }
+        if conn.partial.len() > 64 << 10 {
+            return Err("upgrade answer too long".into());
+        }
+    }
+    let Some(end) = conn.partial.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(());
+    };
+    let head = &conn.partial[..end];
+    if !(head.starts_with(b"HTTP/1.1 101") || head.starts_with(b"HTTP/1.0 101")) {
+        let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+        return Err(format!(
+            "upgrade refused: {}",
+            String::from_utf8_lossy(line)
+        ));
+    }
+    conn.partial.drain(..end + 4);
+    conn.state = State::Open;
+    Ok(())
+}
+
+fn libc_einprogress() -> i32 {
+    115 // EINPROGRESS on Linux
+}

@@ -1,0 +1,222 @@
+//! Measuring: the clock, a fixed-size latency histogram, CPU time of this
+//! process and of the server, and the server's resident memory.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+static START: OnceLock<Instant> = OnceLock::new();
+
+/// Microseconds since the first call in this process (monotonic).
+#[allow(clippy::disallowed_methods)] // the benchmark's only clock
+pub fn now_us() -> u64 {
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
+}
+
+/// Wall-clock milliseconds since the epoch (to line up shard processes).
+#[allow(clippy::disallowed_methods)]
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+const SUB: u32 = 64; // sub-buckets per power of two: ~1.5% precision
+const BUCKETS: usize = 64 * 60;
+
+/// Log-linear histogram of microsecond values; fixed size, no allocation
+/// per sample.
+pub struct Histogram {
+    counts: Vec<u64>,
+    total: u64,
+    max: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max: 0,
+        }
+    }
+}
+
+fn bucket(v: u64) -> usize {
+    if v < 2 * SUB as u64 {
+        return v as usize;
+    }
+    let p = 63 - v.leading_zeros(); // >= 7
+    let shift = p - 6;
+    (shift * SUB) as usize + (v >> shift) as usize
+}
+
+fn bucket_value(i: usize) -> u64 {
+    if i < 2 * SUB as usize {
+        return i as u64;
+    }
+    let shift = (i / SUB as usize - 1) as u32;
+    let m = (i % SUB as usize) as u64 + SUB as u64;
+    (m << shift) + ((1u64 << shift) >> 1)
+}
+
+impl Histogram {
+    /// Records one value.
+    pub fn record(&mut self, v: u64) {
+        self.counts[bucket(v).min(BUCKETS - 1)] += 1;
+        self.total += 1;
+        self.max = self.max.max(v);
+    }
+
+    /// Number of values recorded.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Largest value recorded.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The value at quantile `q` (0..=1), to about 1.5%; 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.total == 0 {
+            return 0;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return bucket_value(i).min(self.max);
+            }
+        }
+        self.max
+    }
+}
+
+/// CPU seconds (user + system) used so far by process `pid` ("self" for
+/// this one), from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields overall.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU use of this process (and of the server, if its pid is known) over a
+/// measured window.
+pub struct CpuWindow {
+    server_pid: Option<String>,
+    start_us: u64,
+    own: f64,
+    server: f64,
+}
+
+impl CpuWindow {
+    /// Starts a window now.
+    pub fn start(server_pid: Option<&str>) -> CpuWindow {
+        let server_pid = server_pid.map(str::to_string);
+        let server = server_pid
+            .as_deref()
+            .and_then(cpu_seconds)
+            .unwrap_or_default();
+        CpuWindow {
+            start_us: now_us(),
+            own: cpu_seconds("self").unwrap_or_default(),
+            server,
+            server_pid,
+        }
+    }
+
+    /// Fractions of one core used since the start: (own, server if known).
+    pub fn fractions(&self) -> (f64, Option<f64>) {
+        let wall = (now_us() - self.start_us).max(1) as f64 / 1e6;
+        let own = (cpu_seconds("self").unwrap_or_default() - self.own) / wall;
+        let server = self
+            .server_pid
+            .as_deref()
+            .and_then(cpu_seconds)
+            .map(|s| (s - self.server) / wall);
+        (own, server)
+    }
+}
+
+/// Prints the CPU line (flagging a client-bound run) and adds the fields to
+/// the scenario's JSON object.
+pub fn report_cpu(cpu: &CpuWindow, json: &mut serde_json::Map<String, serde_json::Value>) {
+    let (own, server) = cpu.fractions();
+    let bound = own > 0.8;
+    match server {
+        Some(s) => println!(
+            "  cpu: generator {:.0}% of a core, server {:.0}%{}",
+            own * 100.0,
+            s * 100.0,
+            if bound { "  [CLIENT-BOUND]" } else { "" }
+        ),
+        None => println!(
+            "  cpu: generator {:.0}% of a core{}",
+            own * 100.0,
+            if bound { "  [CLIENT-BOUND]" } else { "" }
+        ),
+    }
+    json.insert("client_cpu".into(), round2(own).into());
+    json.insert("client_bound".into(), bound.into());
+    if let Some(s) = server {
+        json.insert("server_cpu".into(), round2(s).into());
+    }
+}
+
+/// Rounds to two decimals for the JSON output.
+pub fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_within_two_percent() {
+        let mut h = Histogram::default();
+        for v in 1..=100_000u64 {
+            h.record(v);
+        }
+        for (q, want) in [(0.5, 50_000.0), (0.99, 99_000.0), (0.01, 1_000.0)] {
+            let got = h.quantile(q) as f64;
+            assert!((got - want).abs() / want < 0.02, "q{q}: {got} vs {want}");
+        }
+        assert_eq!(h.max(), 100_000);
+        assert_eq!(h.count(), 100_000);
+    }
+
+    #[test]
+    fn small_values_are_exact_and_buckets_are_monotonic() {
+        let mut h = Histogram::default();
+        h.record(7);
+        assert_eq!(h.quantile(0.5), 7);
+        let mut last = 0;
+        for v in 0..1_000_000u64 {
+            let b = bucket(v);
+            assert!(b >= last);
+            last = b;
+        }
+    }
+
+    #[test]
+    fn reads_own_cpu_and_rss() {
+        assert!(cpu_seconds("self").is_some());
+        assert!(rss_kib("self").unwrap() > 0);
+    }
+}

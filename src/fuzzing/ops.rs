@@ -1,0 +1,257 @@
+//! The `engine` target's input: a byte-encoded sequence of operations.
+//!
+//! Each operation is an opcode byte (taken modulo 8) and fixed-size
+//! arguments, so any byte string decodes (missing bytes read as zero) and
+//! [`encode`] writes seed files from readable scenarios.
+
+use super::bytes::Bytes;
+use super::harness::Harness;
+use super::templates::{MALFORMED, NAMES, ROUTES, fill, templates};
+use crate::engine::Input;
+
+/// Longest raw text message, in bytes.
+const MAX_RAW: usize = 4096;
+/// Most connections open at once (further opens are skipped).
+const MAX_CONNS: usize = 48;
+/// Most operations decoded from one input.
+const MAX_OPS: usize = 1024;
+
+/// One step of the `engine` target. `conn` picks a live connection by index
+/// (modulo their number); pools are indexed modulo their size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Open a connection on route `route` (into [`ROUTES`]); presence
+    /// connections get `userId=` a name picked by `user`.
+    Open {
+        /// Route index.
+        route: u8,
+        /// User name index (presence only).
+        user: u8,
+    },
+    /// A realistic message of the connection's protocol.
+    Template {
+        /// Sender.
+        conn: u8,
+        /// Template index.
+        template: u8,
+        /// Slot values: indexes into the name pool (slot 0 on `signal`
+        /// picks a created room id).
+        slots: [u8; 3],
+    },
+    /// Arbitrary text (lossily made UTF-8); the bytes 0xFF 0xNN instead
+    /// select malformed message NN.
+    Raw {
+        /// Sender.
+        conn: u8,
+        /// The message bytes.
+        text: Vec<u8>,
+    },
+    /// A binary message.
+    Binary {
+        /// Sender.
+        conn: u8,
+        /// Its length.
+        len: u16,
+    },
+    /// A pong frame.
+    Pong {
+        /// Sender.
+        conn: u8,
+    },
+    /// The connection closes.
+    Close {
+        /// Which.
+        conn: u8,
+    },
+    /// Time moves forward by `quarter_secs / 4` seconds, then a tick.
+    Tick {
+        /// Advance in units of 250 ms.
+        quarter_secs: u16,
+    },
+    /// Time moves forward by `ms` milliseconds, no input.
+    Wait {
+        /// Advance in milliseconds.
+        ms: u8,
+    },
+}
+
+/// Decodes every operation in `data` (at most [`MAX_OPS`]).
+pub fn decode(data: &[u8]) -> Vec<Op> {
+    let mut b = Bytes::new(data);
+    let mut ops = Vec::new();
+    while !b.is_empty() && ops.len() < MAX_OPS {
+        let op = match b.u8() % 8 {
+            0 => Op::Open {
+                route: b.u8(),
+                user: b.u8(),
+            },
+            1 => Op::Template {
+                conn: b.u8(),
+                template: b.u8(),
+                slots: [b.u8(), b.u8(), b.u8()],
+            },
+            2 => {
+                let conn = b.u8();
+                let len = usize::from(b.u16()).min(MAX_RAW);
+                Op::Raw {
+                    conn,
+                    text: b.take(len).to_vec(),
+                }
+            }
+            3 => Op::Binary {
+                conn: b.u8(),
+                len: b.u16(),
+            },
+            4 => Op::Pong { conn: b.u8() },
+            5 => Op::Close { conn: b.u8() },
+            6 => Op::Tick {
+                quarter_secs: b.u16(),
+            },
+            _ => Op::Wait { ms: b.u8() },
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// Encodes `ops` so that [`decode`] gives them back.
+pub fn encode(ops: &[Op]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            Op::Open { route, user } => out.extend([0, *route, *user]),
+            Op::Template {
+                conn,
+                template,
+                slots,
+            } => {
+                out.extend([1, *conn, *template]);
+                out.extend(slots);
+            }
+            Op::Raw { conn, text } => {
+                let len = text.len().min(MAX_RAW);
+                out.extend([2, *conn]);
+                out.extend((len as u16).to_le_bytes());
+                out.extend(&text[..len]);
+            }
+            Op::Binary { conn, len } => {
+                out.extend([3, *conn]);
+                out.extend(len.to_le_bytes());
+            }
+            Op::Pong { conn } => out.extend([4, *conn]),
+            Op::Close { conn } => out.extend([5, *conn]),
+            Op::Tick { quarter_secs } => {
+                out.push(6);
+                out.extend(quarter_secs.to_le_bytes());
+            }
+            Op::Wait { ms } => out.extend([7, *ms]),
+        }
+    }
+    out
+}
+
+fn pool(index: u8) -> &'static str {
+    NAMES[usize::from(index) % NAMES.len()]
+}
+
+/// Runs `ops` on `h`, checking every step (see [`Harness`]).
+pub fn run(h: &mut Harness, ops: &[Op]) {
+    for op in ops {
+        match op {
+            Op::Open { route, user } => {
+                if h.live().count() >= MAX_CONNS {
+                    continue;
+                }
+                let (path, protocol) = ROUTES[usize::from(*route) % ROUTES.len()];
+                let query = match protocol {
+                    crate::protocol::Protocol::Presence => format!("userId={}", pool(*user)),
+                    _ if user % 4 == 1 => "token=abc&x=%20".to_string(),
+                    _ => String::new(),
+                };
+                h.open(protocol, path, query);
+            }
+            Op::Template {
+                conn,
+                template,
+                slots,
+            } => {
+                let Some(c) = h.pick(*conn) else { continue };
+                let protocol = h.live().find(|(id, _)| **id == c).map(|(_, c)| c.protocol);
+                let Some(protocol) = protocol else { continue };
+                let list = templates(protocol);
+                let t = list[usize::from(*template) % list.len()];
+                let first = match protocol {
+                    crate::protocol::Protocol::Signal if !h.signal_rooms.is_empty() => {
+                        let rooms = &h.signal_rooms;
+                        rooms[usize::from(slots[0]) % rooms.len()].clone()
+                    }
+                    _ => pool(slots[0]).to_string(),
+                };
+                let text = fill(t, [&first, pool(slots[1]), pool(slots[2])]);
+                h.step(Input::Text { conn: c, text });
+            }
+            Op::Raw { conn, text } => {
+                let Some(c) = h.pick(*conn) else { continue };
+                let text = match text.as_slice() {
+                    [0xFF, n] => MALFORMED[usize::from(*n) % MALFORMED.len()].to_string(),
+                    bytes => String::from_utf8_lossy(bytes).into_owned(),
+                };
+                h.step(Input::Text { conn: c, text });
+            }
+            Op::Binary { conn, len } => {
+                let Some(c) = h.pick(*conn) else { continue };
+                h.step(Input::Binary {
+                    conn: c,
+                    len: usize::from(*len),
+                });
+            }
+            Op::Pong { conn } => {
+                let Some(c) = h.pick(*conn) else { continue };
+                h.step(Input::Pong { conn: c });
+            }
+            Op::Close { conn } => {
+                let Some(c) = h.pick(*conn) else { continue };
+                h.step(Input::Closed { conn: c });
+            }
+            Op::Tick { quarter_secs } => {
+                h.advance(u64::from(*quarter_secs) * 250);
+                h.step(Input::Tick);
+            }
+            Op::Wait { ms } => h.advance(u64::from(*ms)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_then_decode_gives_the_ops_back() {
+        let ops = vec![
+            Op::Open { route: 3, user: 1 },
+            Op::Template {
+                conn: 0,
+                template: 2,
+                slots: [1, 2, 3],
+            },
+            Op::Raw {
+                conn: 9,
+                text: b"{\"type\":\"ping\"}".to_vec(),
+            },
+            Op::Binary { conn: 1, len: 300 },
+            Op::Pong { conn: 2 },
+            Op::Close { conn: 3 },
+            Op::Tick { quarter_secs: 1000 },
+            Op::Wait { ms: 200 },
+        ];
+        assert_eq!(decode(&encode(&ops)), ops);
+    }
+
+    #[test]
+    fn any_bytes_decode() {
+        assert_eq!(decode(&[]), vec![]);
+        assert_eq!(decode(&[2, 0, 0xFF, 0xFF, b'x']).len(), 1);
+        assert_eq!(decode(&[8 + 4]), vec![Op::Pong { conn: 0 }]);
+    }
+}

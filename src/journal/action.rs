@@ -1,0 +1,68 @@
+//! An engine output as `roomd replay` prints it: one JSON object per line
+//! with the connection, the kind and the payload.
+
+use crate::engine::Output;
+use serde::Serialize;
+
+/// One output, in the printable form `{"conn":N,"kind":K,"payload":P}`.
+///
+/// The payload is the text for `send`, `{"code":C,"reason":R}` for `close`
+/// and `null` for `ping` and `terminate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// The connection the output is for.
+    pub conn: u64,
+    /// `send`, `ping`, `close` or `terminate`.
+    pub kind: &'static str,
+    /// The kind's payload (see the type's docs).
+    pub payload: serde_json::Value,
+}
+
+impl From<&Output> for Action {
+    fn from(output: &Output) -> Self {
+        let (conn, kind, payload) = match output {
+            Output::Send { conn, text } => (conn, "send", serde_json::Value::from(&**text)),
+            Output::Ping { conn } => (conn, "ping", serde_json::Value::Null),
+            Output::Close { conn, code, reason } => (
+                conn,
+                "close",
+                serde_json::json!({ "code": code, "reason": reason }),
+            ),
+            Output::Terminate { conn } => (conn, "terminate", serde_json::Value::Null),
+        };
+        Action {
+            conn: conn.0,
+            kind,
+            payload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ConnId;
+
+    #[test]
+    fn prints_connection_kind_and_payload() {
+        let send = Output::Send {
+            conn: ConnId(3),
+            text: "{\"type\":\"pong\"}".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&Action::from(&send)).unwrap(),
+            r#"{"conn":3,"kind":"send","payload":"{\"type\":\"pong\"}"}"#
+        );
+        let close = Output::Close {
+            conn: ConnId(4),
+            code: 1008,
+            reason: "rate limit",
+        };
+        assert_eq!(
+            serde_json::to_string(&Action::from(&close)).unwrap(),
+            r#"{"conn":4,"kind":"close","payload":{"code":1008,"reason":"rate limit"}}"#
+        );
+        let ping = Action::from(&Output::Ping { conn: ConnId(5) });
+        assert_eq!((ping.kind, ping.payload), ("ping", serde_json::Value::Null));
+    }
+}

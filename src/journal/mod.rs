@@ -1,0 +1,33 @@
+//! The input journal: a JSON Lines record of every engine input, enough to
+//! reproduce a run bit for bit.
+//!
+//! # Format (version [`FORMAT_VERSION`])
+//!
+//! Line 1 is the header, then one line per engine input:
+//!
+//! ```text
+//! {"roomd_journal":1,"seed":42,"config":{"heartbeat_interval_ms":30000,...}}
+//! {"time":1700000000000,"input":{"kind":"open","conn":1,...},"digest":"8f3a..."}
+//! {"time":1700000000005,"input":{"kind":"text","conn":1,"text":"..."},"digest":"..."}
+//! ```
+//!
+//! `time` is the `now_ms` the engine was given, `input` the
+//! [`crate::engine::Input`] (serde's tagged form) and `digest` the
+//! [`digest::Digest`] of the outputs the engine queued for that input.
+//! Replaying the inputs on a fresh engine built from the header's seed and
+//! config must give the same digest on every line.
+//!
+//! This module does no IO of its own: the writer takes any
+//! [`std::io::Write`], the reader any [`std::io::BufRead`].
+
+pub mod action;
+pub mod digest;
+pub mod format;
+pub mod reader;
+pub mod writer;
+
+pub use action::Action;
+pub use digest::Digest;
+pub use format::{FORMAT_VERSION, Header, Record};
+pub use reader::{Entry, JournalError, JournalReader};
+pub use writer::JournalWriter;

@@ -1,0 +1,193 @@
+//! Appends records to a journal through a large buffer.
+
+use super::format::RecordRef;
+use super::{Digest, Header};
+use crate::engine::{EngineConfig, Input, Output};
+use std::io::{BufWriter, Write};
+
+/// Buffer size: a burst of records costs one write syscall per 1 MiB.
+const BUFFER_BYTES: usize = 1 << 20;
+
+/// [`JournalWriter::flush_if_due`] flushes when this long has passed since
+/// the last flush. Called on ticks at most a second apart, it flushes at
+/// least once a second (a tick period `t` ≤ 1 s gives flushes
+/// `t * ceil(500 / t)` ≤ 1 s apart).
+pub const FLUSH_INTERVAL_MS: u64 = 500;
+
+/// Writes a journal: the header at construction, then one line per input.
+///
+/// Writes go to a 1 MiB buffer, never a syscall per record. Call
+/// [`Self::flush_if_due`] on every tick, at most a second apart (it flushes
+/// at most once per [`FLUSH_INTERVAL_MS`]), and [`Self::flush`] at shutdown. On the first
+/// write error the writer logs it once and disables itself: later calls do
+/// nothing, so the server goes on without a journal.
+#[derive(Debug)]
+pub struct JournalWriter<W: Write> {
+    out: Option<BufWriter<W>>,
+    last_flush_ms: u64,
+    line: Vec<u8>,
+}
+
+impl<W: Write> JournalWriter<W> {
+    /// Starts a journal on `out` with the engine's `seed` and `config`.
+    /// `now_ms` is the time of the start (the first flush is due a second
+    /// later).
+    pub fn new(out: W, seed: u64, config: &EngineConfig, now_ms: u64) -> Self {
+        let mut writer = JournalWriter {
+            out: Some(BufWriter::with_capacity(BUFFER_BYTES, out)),
+            last_flush_ms: now_ms,
+            line: Vec::new(),
+        };
+        let header = Header::new(seed, config.clone());
+        writer.write_line(&header);
+        writer
+    }
+
+    /// Whether journaling is still on (no write error so far).
+    pub fn is_enabled(&self) -> bool {
+        self.out.is_some()
+    }
+
+    /// Records that the engine was given `input` at `now_ms` and queued
+    /// `outputs` for it.
+    pub fn record(&mut self, now_ms: u64, input: &Input, outputs: &[Output]) {
+        if self.out.is_none() {
+            return;
+        }
+        let record = RecordRef {
+            time: now_ms,
+            input,
+            digest: Digest::of(outputs),
+        };
+        self.write_line(&record);
+    }
+
+    /// Flushes if the last flush was [`FLUSH_INTERVAL_MS`] or more before
+    /// `now_ms`.
+    pub fn flush_if_due(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_flush_ms) >= FLUSH_INTERVAL_MS {
+            self.last_flush_ms = now_ms;
+            self.flush();
+        }
+    }
+
+    /// Writes out everything buffered.
+    pub fn flush(&mut self) {
+        if let Some(out) = &mut self.out {
+            let result = out.flush();
+            self.check(result);
+        }
+    }
+
+    /// Flushes and returns the underlying writer (`None` if journaling
+    /// stopped after an error or the final flush fails).
+    pub fn into_inner(mut self) -> Option<W> {
+        self.flush();
+        self.out.take()?.into_inner().ok()
+    }
+
+    fn write_line<T: serde::Serialize>(&mut self, value: &T) {
+        // Encode into a reused buffer first, so that an encoding error can
+        // never leave half a line in the journal.
+        self.line.clear();
+        if let Err(e) = serde_json::to_writer(&mut self.line, value) {
+            log::error!("journal: cannot encode a record ({e}); journaling stops");
+            self.out = None;
+            return;
+        }
+        self.line.push(b'\n');
+        if let Some(out) = &mut self.out {
+            let result = out.write_all(&self.line);
+            self.check(result);
+        }
+    }
+
+    fn check(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = result {
+            log::error!("journal: write failed ({e}); journaling stops, the server goes on");
+            // Dropping a BufWriter retries the flush; skip that by taking the
+            // inner writer out without flushing.
+            if let Some(out) = self.out.take() {
+                drop(out.into_parts());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ConnId;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A sink that counts `write` calls and fails from call `fail_after` on.
+    #[derive(Clone, Default)]
+    struct Sink {
+        data: Rc<RefCell<Vec<u8>>>,
+        writes: Rc<RefCell<usize>>,
+        fail_after: Option<usize>,
+    }
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut writes = self.writes.borrow_mut();
+            *writes += 1;
+            if self.fail_after.is_some_and(|n| *writes > n) {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.data.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn tick_records(w: &mut JournalWriter<Sink>, n: u64) {
+        for i in 0..n {
+            w.record(1_000 + i, &Input::Tick, &[]);
+        }
+    }
+
+    #[test]
+    fn buffers_and_flushes_at_most_twice_a_second() {
+        let sink = Sink::default();
+        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default(), 0);
+        tick_records(&mut w, 500);
+        assert_eq!(*sink.writes.borrow(), 0, "no syscall per record");
+        w.flush_if_due(499);
+        assert_eq!(*sink.writes.borrow(), 0);
+        w.flush_if_due(500);
+        assert_eq!(*sink.writes.borrow(), 1);
+        w.record(1_500, &Input::Pong { conn: ConnId(1) }, &[]);
+        w.flush_if_due(999);
+        assert_eq!(*sink.writes.borrow(), 1);
+        w.flush();
+        assert_eq!(*sink.writes.borrow(), 2);
+        let text = String::from_utf8(sink.data.borrow().clone()).unwrap();
+        assert_eq!(text.lines().count(), 502);
+        assert!(text.starts_with("{\"roomd_journal\":1,\"seed\":7,"));
+        assert!(text.ends_with(
+            "{\"time\":1500,\"input\":{\"kind\":\"pong\",\"conn\":1},\"digest\":\"af63bd4c8601b7df\"}\n"
+        ));
+    }
+
+    #[test]
+    fn first_write_error_disables_journaling() {
+        let sink = Sink {
+            fail_after: Some(1),
+            ..Sink::default()
+        };
+        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default(), 0);
+        w.flush();
+        assert!(w.is_enabled());
+        tick_records(&mut w, 10);
+        w.flush();
+        assert!(!w.is_enabled());
+        tick_records(&mut w, 10_000);
+        w.flush();
+        assert!(!w.is_enabled());
+        assert_eq!(*sink.writes.borrow(), 2, "no write attempted once disabled");
+    }
+}
