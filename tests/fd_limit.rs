@@ -34,7 +34,7 @@ fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
     let child = Command::new("bash")
         .args(["-c", &format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\"")])
         .arg(env!("CARGO_BIN_EXE_roomd"))
-        // A second listener, idle: only the first is retried.
+        // A second, idle listener: retrying the first must not depend on it.
         .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")
