@@ -278,16 +278,21 @@ impl Reactor {
             self.engine.handle(now, input);
             let mut outputs = std::mem::take(&mut self.outputs);
             self.engine.take_outputs(&mut outputs);
-            for output in outputs.drain(..) {
+            // Applied by reference and dropped all at once afterwards: a
+            // broadcast's shared `Arc` is released in one tight loop, not
+            // by an atomic after each recipient's copy (which would wait
+            // for that copy's stores to reach the cache).
+            for output in &outputs {
                 self.apply(now, output);
             }
+            outputs.clear();
             self.outputs = outputs;
             next = self.closed.pop().map(|conn| Input::Closed { conn });
         }
     }
 
-    fn apply(&mut self, now: u64, output: Output) {
-        let id = match &output {
+    fn apply(&mut self, now: u64, output: &Output) {
+        let id = match output {
             Output::Send { conn, .. }
             | Output::Ping { conn }
             | Output::Close { conn, .. }
@@ -310,17 +315,17 @@ impl Reactor {
                 if !self
                     .last_text
                     .as_ref()
-                    .is_some_and(|t| Arc::ptr_eq(t, &text))
+                    .is_some_and(|t| Arc::ptr_eq(t, text))
                 {
                     self.last_frame.clear();
                     write_frame(&mut self.last_frame, OPCODE_TEXT, text.as_bytes());
-                    self.last_text = Some(text);
+                    self.last_text = Some(Arc::clone(text));
                 }
                 conn.out.extend_from_slice(&self.last_frame);
             }
             Output::Ping { .. } if ws.is_open() => write_frame(&mut conn.out, OPCODE_PING, &[]),
             Output::Close { code, reason, .. } if ws.is_open() => {
-                ws.queue_close(&mut conn.out, code, reason);
+                ws.queue_close(&mut conn.out, *code, reason);
                 ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS);
             }
             Output::Terminate { .. } => return self.drop_conn(k),
