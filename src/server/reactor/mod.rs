@@ -33,8 +33,11 @@ const READ_BUDGET: usize = 256 * 1024;
 /// Outbound bytes queued in one loop turn after which reading pauses until
 /// the next turn, so that a burst into a large room is flushed as it goes
 /// rather than piled up (and so that no reader looks like a slow consumer
-/// just because the turn was long).
-const TURN_OUTPUT_LIMIT: usize = 16 << 20;
+/// just because the turn was long). Large enough that a burst of a few
+/// hundred messages into a 1,000-member room is one write per member: at
+/// 16 MiB the same burst took two turns and twice the `send` calls, and
+/// the kernel's per-call cost showed as 25% fewer deliveries per CPU second.
+const TURN_OUTPUT_LIMIT: usize = 64 << 20;
 /// Sockets beyond `--max-connections` still accepted so that they can be
 /// answered `503` (or HTTP endpoints) rather than left in the backlog.
 const EXTRA_SOCKETS: usize = 1024;
