@@ -556,7 +556,8 @@ impl Reactor {
         }
     }
 
-    /// Once per tick: deadlines (slow-loris, close grace) and idle buffers.
+    /// Once per tick: deadlines (slow-loris, close grace) and idle buffers
+    /// (the last broadcast's frame among them).
     fn sweep(&mut self, now: u64) {
         self.last_text = None;
         self.last_frame = Vec::new();
