@@ -22,10 +22,7 @@ fn main() {
         }
         Command::Serve(config) => config,
     };
-    if let Err(e) = simple_logger::SimpleLogger::new()
-        .with_level(config.log_level)
-        .init()
-    {
+    if let Err(e) = roomd::server::logger::init(config.log_level) {
         eprintln!("roomd: logger: {e}");
     }
     if let Err(e) = roomd::server::run(config) {

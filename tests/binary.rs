@@ -146,3 +146,45 @@ fn help_lists_every_flag() {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    let mut child = roomd()
+        .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn roomd");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("a listening line").unwrap();
+        if let Some(addr) = line.split("listening on ").nth(1) {
+            break addr.trim().parse().unwrap();
+        }
+    };
+    drop(lines); // the log pipe is gone, as when journald restarts
+    for round in 0..20 {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+        let (mut ws, _) =
+            tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
+        ws.send(Message::text(format!(
+            "{{\"type\":\"ping\",\"n\":{round}}}"
+        )))
+        .unwrap();
+        let mut pong = false;
+        while !pong {
+            match ws.read().expect("an answer") {
+                Message::Text(t) => pong = t.as_str().contains("\"pong\""),
+                Message::Close(_) => panic!("closed"),
+                _ => {}
+            }
+        }
+        let _ = ws.close(None);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "roomd exited");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

@@ -292,6 +292,32 @@ fn a_broadcast_shares_one_allocation() {
 }
 
 #[test]
+fn take_outputs_appends_in_order_like_drain() {
+    let feed = |h: &mut Harness, conn: ConnId| {
+        let text = r#"{"type":"chat","payload":2}"#.into();
+        h.engine.handle(h.now, Input::Text { conn, text });
+    };
+    let mut a = Harness::new();
+    let mut b = Harness::new();
+    for h in [&mut a, &mut b] {
+        let conns: Vec<ConnId> = (0..3).map(|_| h.connect(Protocol::Chat)).collect();
+        h.engine.drain_outputs().for_each(drop);
+        feed(h, conns[1]);
+    }
+    let drained: Vec<Output> = a.engine.drain_outputs().collect();
+    let mut taken = Vec::new();
+    b.engine.take_outputs(&mut taken);
+    assert_eq!(taken.len(), 3);
+    assert_eq!(taken, drained, "an empty buffer gets the same outputs");
+    feed(&mut b, ConnId(2));
+    b.engine.take_outputs(&mut taken);
+    assert_eq!(taken.len(), 6, "a non-empty buffer is appended to");
+    assert_eq!(taken[3..], drained[..]);
+    b.engine.take_outputs(&mut taken);
+    assert_eq!(taken.len(), 6, "nothing queued: nothing added");
+}
+
+#[test]
 fn extreme_and_backward_times_do_not_panic() {
     let mut h = Harness::new();
     for now in [0, u64::MAX - 5, u64::MAX, 3] {

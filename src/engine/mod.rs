@@ -293,6 +293,17 @@ impl Engine {
         self.out.outputs.drain(..)
     }
 
+    /// Moves the queued outputs, in order, to the end of `into`: the same
+    /// as extending `into` with [`Self::drain_outputs`], but when `into` is
+    /// empty the two buffers are swapped rather than copied.
+    pub fn take_outputs(&mut self, into: &mut Vec<Output>) {
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.out.outputs);
+        } else {
+            into.append(&mut self.out.outputs);
+        }
+    }
+
     /// The current counters.
     pub fn stats(&self) -> Stats {
         self.out.stats.clone()

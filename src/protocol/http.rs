@@ -29,6 +29,8 @@ pub struct Request {
     pub websocket_key: Option<String>,
     /// The `Sec-WebSocket-Version` header.
     pub websocket_version: Option<String>,
+    /// The request line says `HTTP/1.0` (a WebSocket handshake needs 1.1).
+    pub http_1_0: bool,
 }
 
 /// The outcome of looking at the bytes received so far.
@@ -78,17 +80,22 @@ pub fn parse_request(buf: &[u8]) -> Result<Parsed, ParseError> {
         method: req.method.unwrap_or("").to_string(),
         path: path.to_string(),
         query: query.to_string(),
+        http_1_0: req.version == Some(0),
         ..Request::default()
     };
     for header in req.headers.iter() {
+        let name = header.name;
+        if name.eq_ignore_ascii_case("origin") {
+            // Kept even if not UTF-8, so that it matches no allowed origin.
+            let value = String::from_utf8_lossy(header.value);
+            request.origin = Some(value.trim().to_string());
+            continue;
+        }
         let Ok(value) = std::str::from_utf8(header.value) else {
             continue;
         };
         let value = value.trim();
-        let name = header.name;
-        if name.eq_ignore_ascii_case("origin") {
-            request.origin = Some(value.to_string());
-        } else if name.eq_ignore_ascii_case("upgrade") {
+        if name.eq_ignore_ascii_case("upgrade") {
             request.upgrade_websocket |= has_token(value, "websocket");
         } else if name.eq_ignore_ascii_case("connection") {
             request.connection_upgrade |= has_token(value, "upgrade");
@@ -130,6 +137,21 @@ mod tests {
         );
         assert_eq!(request.websocket_version.as_deref(), Some("13"));
         assert_eq!(request.origin.as_deref(), Some("http://a.example"));
+    }
+
+    #[test]
+    fn http_1_0_and_an_origin_that_is_not_utf8() {
+        let Ok(Parsed::Complete { request, .. }) =
+            parse_request(b"GET / HTTP/1.0\r\nOrigin: http://a\xff\r\nX: \xfe\r\n\r\n")
+        else {
+            panic!("not complete");
+        };
+        assert!(request.http_1_0);
+        assert_eq!(request.origin.as_deref(), Some("http://a\u{fffd}"));
+        let Ok(Parsed::Complete { request, .. }) = parse_request(UPGRADE) else {
+            panic!("not complete");
+        };
+        assert!(!request.http_1_0);
     }
 
     #[test]

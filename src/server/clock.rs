@@ -16,13 +16,17 @@ pub struct Clock {
 impl Clock {
     /// A clock started now.
     pub fn start() -> Self {
-        let start_wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         Clock {
-            start_wall_ms,
+            start_wall_ms: Self::wall_ms(),
             start: Instant::now(),
         }
+    }
+
+    /// The system's wall-clock epoch milliseconds (may jump; for log lines).
+    pub fn wall_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
     }
 
     /// Epoch milliseconds now.

@@ -89,7 +89,7 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
     let Some(key) = req
         .websocket_key
         .as_deref()
-        .filter(|_| req.connection_upgrade)
+        .filter(|key| req.connection_upgrade && !req.http_1_0 && valid_websocket_key(key))
     else {
         return refuse(400, "Bad Request");
     };
@@ -105,6 +105,17 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
         protocol: ws_route.protocol,
         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
     }
+}
+
+/// Whether `key` is what RFC 6455 §4.1 asks for: 16 bytes in base64, so 22
+/// base64 characters and `==` (the check the Node `ws` server makes).
+fn valid_websocket_key(key: &str) -> bool {
+    let key = key.as_bytes();
+    key.len() == 24
+        && key.ends_with(b"==")
+        && key[..22]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
 }
 
 fn reason(status: u16) -> &'static str {
@@ -184,6 +195,7 @@ mod tests {
             connection_upgrade: true,
             websocket_key: Some("dGhlIHNhbXBsZSBub25jZQ==".into()),
             websocket_version: Some("13".into()),
+            http_1_0: false,
         }
     }
 
@@ -236,6 +248,20 @@ mod tests {
         assert_eq!(
             r(&Request {
                 websocket_key: None,
+                ..upgrade("/chat", "")
+            }),
+            400
+        );
+        for key in ["dGhlIHNhbXBsZSBub25jZQ=", "dGhlIHNhbXBsZSBub25jZQ-=", "a b"] {
+            let req = Request {
+                websocket_key: Some(key.into()),
+                ..upgrade("/chat", "")
+            };
+            assert_eq!(r(&req), 400, "key {key:?}");
+        }
+        assert_eq!(
+            r(&Request {
+                http_1_0: true,
                 ..upgrade("/chat", "")
             }),
             400

@@ -19,6 +19,8 @@ pub struct ServerCounters {
     pub request_timeouts: u64,
     /// WebSocket connections open now.
     pub websockets_open: u64,
+    /// Client sockets held now, in any phase (request, WebSocket, closing).
+    pub sockets_open: u64,
 }
 
 /// The statuses counted in [`ServerCounters::rejected_upgrades`], in order.
@@ -178,6 +180,12 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             server.websockets_open,
         ),
         (
+            "roomd_sockets_open",
+            "gauge",
+            "Client sockets held by the reactor (HTTP, WebSocket or closing).",
+            server.sockets_open,
+        ),
+        (
             "roomd_uptime_seconds",
             "gauge",
             "Seconds since start.",
@@ -215,9 +223,11 @@ mod tests {
         let mut server = ServerCounters::default();
         server.reject(403);
         server.slow_consumer_drops = 4;
+        server.sockets_open = 9;
         let text = metrics_text(&stats, &server, 1);
         assert!(text.contains("roomd_connections{protocol=\"stream\"} 3\n"));
         assert!(text.contains("roomd_rejected_upgrades_total{status=\"403\"} 1\n"));
         assert!(text.contains("roomd_slow_consumer_drops_total 4\n"));
+        assert!(text.contains("# TYPE roomd_sockets_open gauge\nroomd_sockets_open 9\n"));
     }
 }

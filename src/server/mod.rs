@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod http;
 pub mod listen;
+pub mod logger;
 pub mod metrics;
 pub mod reactor;
 pub mod systemd;

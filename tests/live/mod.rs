@@ -3,6 +3,8 @@
 //! read has a timeout.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use roomd::server::{Config, Server, ShutdownHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -230,4 +232,20 @@ pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&mask);
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f
+}
+
+/// The scratch `join` of session `s`, as a client sends it.
+pub const JOIN_SESSION_S: &str = r#"{"type":"join","sessionId":"s"}"#;
+
+/// Two WebSockets that joined scratch session `s`: the receiver, the
+/// sender, and the sender's `userId`.
+pub fn scratch_pair(server: &TestServer) -> (Client, Client, serde_json::Value) {
+    let mut receiver = server.ws("/scratch");
+    receiver.send(JOIN_SESSION_S);
+    receiver.recv_type("joined");
+    let mut sender = server.ws("/scratch");
+    sender.send(JOIN_SESSION_S);
+    sender.recv_type("joined");
+    let sender_id = receiver.recv_type("user-joined")["userId"].clone();
+    (receiver, sender, sender_id)
 }

@@ -12,14 +12,43 @@ use mio::{Interest, Token};
 use std::io;
 
 impl Reactor {
+    /// Accepts every connection queued on listener `i`. After a resource
+    /// error (`EMFILE`, `ENFILE`, `ENOBUFS`...) the edge-triggered listener
+    /// will not fire for the connections still queued, so accepting is
+    /// marked paused and retried by the loop until the queue is empty.
     pub(super) fn accept(&mut self, i: usize, now: u64) {
         loop {
             let (mut stream, peer) = match self.listeners.get(i).map(TcpListener::accept) {
                 Some(Ok(pair)) => pair,
-                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if std::mem::take(&mut self.accept_paused[i])
+                        && !self.accept_paused.contains(&true)
+                    {
+                        log::info!("accepting connections again");
+                    }
+                    return;
+                }
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // That one connection is gone; the next may be fine.
+                Some(Err(e))
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    log::debug!("accept: {e}");
+                    continue;
+                }
                 Some(Err(e)) => {
-                    log::warn!("accept failed: {e}");
+                    if self.accept_paused.contains(&true) {
+                        log::debug!("accept failed again: {e}");
+                    } else {
+                        log::warn!(
+                            "accept failed: {e}; retrying as sockets close and every tick \
+                             (raise the open-files limit, e.g. LimitNOFILE=)"
+                        );
+                    }
+                    self.accept_paused[i] = true;
                     return;
                 }
                 None => return,
@@ -41,6 +70,7 @@ impl Reactor {
                 log::warn!("register failed: {e}");
                 continue;
             }
+            self.counters.sockets_open += 1;
             entry.insert(Connection {
                 stream,
                 peer,

@@ -1,0 +1,95 @@
+//! The binary out of file descriptors: connections left queued after
+//! `EMFILE` are still accepted once sockets close, and it says so once.
+//!
+//! Only the server process is limited (`ulimit -n` in a `bash -c` wrapper
+//! that then `exec`s the binary), never the test process.
+// End-to-end tests wait on real time.
+#![allow(clippy::disallowed_methods)]
+
+mod live;
+
+use live::raw::Raw;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Kills the server even if the test fails half-way (it would otherwise
+/// outlive the test and hold its output pipe open).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Open files allowed to the server: about 8 for itself, the rest sockets.
+const NOFILE: usize = 64;
+
+#[test]
+fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
+    let child = Command::new("bash")
+        .args(["-c", &format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\"")])
+        .arg(env!("CARGO_BIN_EXE_roomd"))
+        // A second, idle listener: retrying the first must not depend on it.
+        .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn roomd under bash");
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next_line = |what: &str| -> String {
+        let deadline = Instant::now() + live::TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {what}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    let addr: SocketAddr = next_line("listening on")
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // Twice as many idle connections as the server has descriptors: the
+    // first ones are accepted (and wait for a request), the rest stay
+    // queued in the kernel.
+    let mut idle: Vec<Raw> = (0..2 * NOFILE).map(|_| Raw::connect(addr)).collect();
+    next_line("accept failed");
+    let mut last = idle.pop().unwrap();
+    last.send(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let start = Instant::now();
+    drop(idle);
+    let (status, text) = last.answer();
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "answered after {:?}",
+        start.elapsed()
+    );
+    next_line("accepting connections again");
+
+    drop(child);
+    reader.join().unwrap();
+    let warnings = lines.try_iter().filter(|l| l.contains("accept failed"));
+    assert_eq!(warnings.count(), 0, "warned once, not once per retry");
+}
