@@ -3,15 +3,8 @@
 
 use crate::protocol::Protocol;
 
-/// The default routes and their protocols (PROTOCOLS.md).
-pub const ROUTES: [(&str, Protocol); 6] = [
-    ("/scratch", Protocol::Scratch),
-    ("/signal", Protocol::Signal),
-    ("/presence", Protocol::Presence),
-    ("/ws-online-status", Protocol::Presence),
-    ("/chat", Protocol::Chat),
-    ("/stream", Protocol::Stream),
-];
+/// The routes the fuzzer opens connections on: the default ones.
+pub use crate::protocol::DEFAULT_ROUTES as ROUTES;
 
 /// Names used for sessions, stream rooms and users.
 pub const NAMES: [&str; 6] = ["lobby", "a", "b", "42", "room 1", "\u{e9}t\u{e9}"];

@@ -56,6 +56,16 @@ pub enum Protocol {
     Stream,
 }
 
+/// The default routes of PROTOCOLS.md: each path and the protocol it speaks.
+pub const DEFAULT_ROUTES: [(&str, Protocol); 6] = [
+    ("/scratch", Protocol::Scratch),
+    ("/signal", Protocol::Signal),
+    ("/presence", Protocol::Presence),
+    ("/ws-online-status", Protocol::Presence),
+    ("/chat", Protocol::Chat),
+    ("/stream", Protocol::Stream),
+];
+
 impl Protocol {
     /// Every protocol, in a fixed order (the order of [`Protocol::index`]).
     pub const ALL: [Protocol; 5] = [

@@ -69,20 +69,13 @@ impl Default for Config {
 
 /// The default routes of PROTOCOLS.md.
 pub fn default_routes() -> Vec<Route> {
-    [
-        ("/scratch", Protocol::Scratch),
-        ("/signal", Protocol::Signal),
-        ("/presence", Protocol::Presence),
-        ("/ws-online-status", Protocol::Presence),
-        ("/chat", Protocol::Chat),
-        ("/stream", Protocol::Stream),
-    ]
-    .into_iter()
-    .map(|(path, protocol)| Route {
-        path: path.to_string(),
-        protocol,
-    })
-    .collect()
+    crate::protocol::DEFAULT_ROUTES
+        .into_iter()
+        .map(|(path, protocol)| Route {
+            path: path.to_string(),
+            protocol,
+        })
+        .collect()
 }
 
 /// Every flag: name, value placeholder, help text.
