@@ -224,6 +224,8 @@ pub struct Connection {
     pub write_interest: bool,
     /// In the reactor's list of connections to flush this turn.
     pub dirty: bool,
+    /// Listed for the tick's sweep: it may hold a deadline or a buffer.
+    pub watched: bool,
 }
 
 impl Connection {

@@ -82,7 +82,9 @@ impl Reactor {
                 },
                 write_interest: false,
                 dirty: false,
+                watched: true,
             });
+            self.watched.push(k);
         }
     }
 

@@ -85,6 +85,10 @@ pub struct Reactor {
     last_frame: Vec<u8>,
     events: Vec<WsEvent>,
     dirty: Vec<usize>,
+    /// Connections the tick's sweep looks at: those that may hold a
+    /// deadline or an idle buffer (not every connection, so an idle server
+    /// touches nothing per tick).
+    watched: Vec<usize>,
     read_again: Vec<usize>,
     closed: Vec<ConnId>,
     flag: Arc<AtomicBool>,
@@ -197,6 +201,7 @@ impl Reactor {
             last_frame: Vec::new(),
             events: Vec::new(),
             dirty: Vec::new(),
+            watched: Vec::new(),
             read_again: Vec::new(),
             closed: Vec::new(),
             flag: Arc::new(AtomicBool::new(false)),
@@ -400,6 +405,20 @@ impl Reactor {
         {
             conn.dirty = true;
             self.dirty.push(k);
+            if !conn.watched {
+                conn.watched = true;
+                self.watched.push(k);
+            }
+        }
+    }
+
+    /// Lists a connection for the tick's sweep (it has a deadline now).
+    fn watch(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k)
+            && !conn.watched
+        {
+            conn.watched = true;
+            self.watched.push(k);
         }
     }
 
@@ -527,6 +546,7 @@ impl Reactor {
                         self.feed(now, Input::Closed { conn: id });
                     }
                 }
+                self.watch(k);
             }
         }
     }
@@ -621,7 +641,13 @@ impl Reactor {
         self.last_text = None;
         self.last_frame = Vec::new();
         let mut expired = Vec::new();
-        for (k, conn) in self.conns.iter_mut() {
+        let mut still = Vec::new();
+        for k in std::mem::take(&mut self.watched) {
+            // A key listed twice (freed and reused) is looked at once.
+            let Some(conn) = self.conns.get_mut(k).filter(|c| c.watched) else {
+                continue;
+            };
+            conn.watched = false;
             let deadline = match &conn.phase {
                 Phase::Request { deadline_ms, .. } | Phase::Answered { deadline_ms } => {
                     Some(*deadline_ms)
@@ -633,10 +659,20 @@ impl Reactor {
                     self.counters.request_timeouts += 1;
                 }
                 expired.push(k);
-            } else if !conn.dirty {
+                continue;
+            }
+            if !conn.dirty {
                 conn.release_idle_buffer();
             }
+            if deadline.is_some() || conn.dirty || conn.out.capacity() > 0 {
+                still.push(k);
+            }
         }
+        for &k in &still {
+            self.conns[k].watched = true;
+        }
+        still.append(&mut self.watched);
+        self.watched = still;
         for k in expired {
             self.drop_conn(k);
         }
