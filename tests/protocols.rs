@@ -232,16 +232,9 @@ fn silent_client_is_terminated_within_two_intervals() {
     );
 }
 
-#[test]
-fn slow_consumer_is_dropped_while_others_get_everything() {
-    let server = TestServer::start(Config {
-        max_outbound_bytes: 64 * 1024,
-        rate_limit: 0,
-        ..Config::default()
-    });
-    let mut reader = server.ws("/scratch");
-    let mut sender = server.ws("/scratch");
-    // The slow consumer: a tiny receive buffer, and it never reads.
+/// A client in scratch session `s` that never reads, with a tiny receive
+/// buffer; `reader` (already in `s`) sees it join.
+fn slow_consumer(server: &TestServer, reader: &mut live::Client) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
@@ -249,17 +242,16 @@ fn slow_consumer_is_dropped_while_others_get_everything() {
     slow.set_read_timeout(Some(live::TIMEOUT)).unwrap();
     slow.write_all(live::upgrade_request("/scratch", "").as_bytes())
         .unwrap();
-    let join = |c: &mut live::Client| {
-        c.send_json(json!({"type": "join", "sessionId": "s"}));
-        c.recv_type("joined");
-    };
-    join(&mut reader);
-    // The slow client joins with a hand-made masked frame.
-    let join_frame = live::masked_frame(0x1, br#"{"type":"join","sessionId":"s"}"#);
-    slow.write_all(&join_frame).unwrap();
+    // It joins with a hand-made masked frame.
+    slow.write_all(&live::masked_frame(0x1, live::JOIN_SESSION_S.as_bytes()))
+        .unwrap();
     reader.recv_type("user-joined");
-    join(&mut sender);
+    slow
+}
 
+/// Sends `N` numbered 3 kB syncs from `sender` into session `s` and checks
+/// that `reader` gets every one, in order.
+fn flood_while_reader_gets_everything(mut sender: live::Client, mut reader: live::Client) {
     const N: usize = 3000;
     let filler = "x".repeat(3000);
     let reading = std::thread::spawn(move || {
@@ -277,8 +269,52 @@ fn slow_consumer_is_dropped_while_others_get_everything() {
         );
     }
     assert_eq!(reading.join().expect("reader got everything"), N);
+}
+
+fn join_s(c: &mut live::Client) {
+    c.send_json(json!({"type": "join", "sessionId": "s"}));
+    c.recv_type("joined");
+}
+
+#[test]
+fn slow_consumer_is_dropped_while_others_get_everything() {
+    let server = TestServer::start(Config {
+        max_outbound_bytes: 64 * 1024,
+        rate_limit: 0,
+        ..Config::default()
+    });
+    let mut reader = server.ws("/scratch");
+    let mut sender = server.ws("/scratch");
+    join_s(&mut reader);
+    let slow = slow_consumer(&server, &mut reader);
+    join_s(&mut sender);
+    flood_while_reader_gets_everything(sender, reader);
     eventually("the slow consumer to be dropped", || {
         metric(&server, "roomd_slow_consumer_drops_total") == 1
+    });
+    drop(slow);
+}
+
+#[test]
+fn queues_over_the_total_budget_are_dropped_largest_first() {
+    // Each queue alone is allowed 1 GiB; all together only 256 KiB.
+    let server = TestServer::start(Config {
+        max_outbound_bytes: 1 << 30,
+        max_total_outbound_bytes: 256 * 1024,
+        rate_limit: 0,
+        ..Config::default()
+    });
+    let mut reader = server.ws("/scratch");
+    let mut sender = server.ws("/scratch");
+    join_s(&mut reader);
+    let slow = [
+        slow_consumer(&server, &mut reader),
+        slow_consumer(&server, &mut reader),
+    ];
+    join_s(&mut sender);
+    flood_while_reader_gets_everything(sender, reader);
+    eventually("both slow consumers to be dropped", || {
+        metric(&server, "roomd_slow_consumer_drops_total") == 2
     });
     drop(slow);
 }

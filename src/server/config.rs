@@ -36,6 +36,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Most bytes queued for one connection before it is dropped. Default 4 MiB.
     pub max_outbound_bytes: usize,
+    /// Most bytes queued for all connections together; past it the largest
+    /// queues are dropped as slow consumers. Default 1 GiB.
+    pub max_total_outbound_bytes: usize,
     /// Messages per second allowed per connection (burst twice that); 0
     /// disables the limit. Default 200.
     pub rate_limit: u32,
@@ -59,6 +62,7 @@ impl Default for Config {
             max_message_size: 1 << 20,
             max_connections: 10_000,
             max_outbound_bytes: 4 << 20,
+            max_total_outbound_bytes: 1 << 30,
             rate_limit: 200,
             log_level: log::LevelFilter::Info,
             request_timeout: Duration::from_secs(10),
@@ -79,7 +83,7 @@ pub fn default_routes() -> Vec<Route> {
 }
 
 /// Every flag: name, value placeholder, help text.
-const FLAGS: [(&str, &str, &str); 11] = [
+const FLAGS: [(&str, &str, &str); 12] = [
     (
         "listen",
         "ADDR",
@@ -114,6 +118,11 @@ const FLAGS: [(&str, &str, &str); 11] = [
         "max-outbound-bytes",
         "BYTES",
         "queued bytes per connection before it is dropped (default 4194304)",
+    ),
+    (
+        "max-total-outbound-bytes",
+        "BYTES",
+        "queued bytes for all connections; past it the largest queues are dropped (default 1073741824)",
     ),
     (
         "rate-limit",
@@ -313,6 +322,10 @@ impl Config {
             }
             "max-outbound-bytes" => {
                 self.max_outbound_bytes = positive(value).ok_or_else(|| bad("a positive number"))?
+            }
+            "max-total-outbound-bytes" => {
+                self.max_total_outbound_bytes =
+                    positive(value).ok_or_else(|| bad("a positive number"))?
             }
             "rate-limit" => self.rate_limit = value.trim().parse().map_err(|_| bad("a number"))?,
             "log-level" => self.log_level = value.trim().parse().map_err(|_| bad("a log level"))?,

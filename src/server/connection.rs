@@ -226,6 +226,8 @@ pub struct Connection {
     pub dirty: bool,
     /// Listed for the tick's sweep: it may hold a deadline or a buffer.
     pub watched: bool,
+    /// Its queued bytes as last counted in the reactor's total.
+    pub accounted: usize,
 }
 
 impl Connection {

@@ -83,6 +83,7 @@ impl Reactor {
                 write_interest: false,
                 dirty: false,
                 watched: true,
+                accounted: 0,
             });
             self.watched.push(k);
         }

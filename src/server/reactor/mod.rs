@@ -89,6 +89,8 @@ pub struct Reactor {
     /// deadline or an idle buffer (not every connection, so an idle server
     /// touches nothing per tick).
     watched: Vec<usize>,
+    /// Bytes queued for all connections, as of their last flush.
+    queued_total: usize,
     read_again: Vec<usize>,
     closed: Vec<ConnId>,
     flag: Arc<AtomicBool>,
@@ -202,6 +204,7 @@ impl Reactor {
             events: Vec::new(),
             dirty: Vec::new(),
             watched: Vec::new(),
+            queued_total: 0,
             read_again: Vec::new(),
             closed: Vec::new(),
             flag: Arc::new(AtomicBool::new(false)),
@@ -429,6 +432,7 @@ impl Reactor {
             return;
         }
         let mut conn = self.conns.remove(k);
+        self.queued_total = self.queued_total.saturating_sub(conn.accounted);
         self.socket_freed = true;
         self.counters.sockets_open -= 1;
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
@@ -571,7 +575,44 @@ impl Reactor {
         }
     }
 
+    /// Flushes every touched connection once; then, while all queues
+    /// together exceed `--max-total-outbound-bytes`, drops the largest.
     fn flush_dirty(&mut self, now: u64) {
+        self.flush_touched(now);
+        while self.queued_total > self.config.max_total_outbound_bytes && self.shed_largest_queues()
+        {
+            while let Some(conn) = self.closed.pop() {
+                self.feed(now, Input::Closed { conn });
+            }
+            self.flush_touched(now);
+        }
+    }
+
+    /// Drops the connections with the most queued bytes until the total is
+    /// back under budget (a reader that keeps up holds almost nothing after
+    /// a flush, so it is never the one dropped). Returns whether it dropped any.
+    fn shed_largest_queues(&mut self) -> bool {
+        let mut queues: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.accounted > 0)
+            .map(|(k, c)| (c.accounted, k))
+            .collect();
+        queues.sort_unstable_by(|a, b| b.cmp(a));
+        let mut dropped = false;
+        for (queued, k) in queues {
+            if self.queued_total <= self.config.max_total_outbound_bytes {
+                break;
+            }
+            log::info!("slow consumer dropped: {queued} bytes queued, all queues over budget");
+            self.counters.slow_consumer_drops += 1;
+            self.drop_conn(k);
+            dropped = true;
+        }
+        dropped
+    }
+
+    fn flush_touched(&mut self, now: u64) {
         while !self.dirty.is_empty() {
             for k in std::mem::take(&mut self.dirty) {
                 let Some(conn) = self.conns.get_mut(k) else {
@@ -586,6 +627,9 @@ impl Reactor {
                         continue;
                     }
                 };
+                let queued = conn.queued();
+                self.queued_total = self.queued_total.saturating_sub(conn.accounted) + queued;
+                conn.accounted = queued;
                 // A slow consumer: more queued than the limit even after
                 // the socket took what it could (judged once per turn, so a
                 // long turn alone never makes a reader look slow).
