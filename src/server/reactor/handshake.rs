@@ -94,8 +94,8 @@ impl Reactor {
         match parse_request(buf) {
             Ok(Parsed::Partial) => {}
             Ok(Parsed::Complete { request, len }) => {
-                let early = buf.split_off(len);
-                self.on_request(k, &request, &early, now);
+                let head = std::mem::take(buf);
+                self.on_request(k, request, head, len, now);
             }
             Err(e) => {
                 log::debug!("{}: bad request: {e:?}", conn.peer);
@@ -109,12 +109,19 @@ impl Reactor {
         }
     }
 
-    fn on_request(&mut self, k: usize, req: &Request, early: &[u8], now: u64) {
+    /// Answers or upgrades the request whose head is the first `len` bytes
+    /// of `head` (the rest is already WebSocket data).
+    fn on_request(&mut self, k: usize, req: Request, head: Vec<u8>, len: usize, now: u64) {
         let allow = &self.config.allow_origins;
-        let cors = http::cors_origin(req, allow).map(str::to_string);
+        let decision = http::route(&req, &self.config.routes, allow);
+        if let Decision::Upgrade { protocol, accept } = &decision
+            && self.counters.websockets_open < self.config.max_connections as u64
+        {
+            return self.upgrade(k, req, *protocol, accept, head, len, now);
+        }
+        let cors = http::cors_origin(&req, allow).map(str::to_string);
         let cors = cors.as_deref();
         let json = "application/json";
-        let decision = http::route(req, &self.config.routes, allow);
         let uptime = self.clock.uptime_ms() / 1000;
         let answer = match decision {
             Decision::Health => http::response(
@@ -150,14 +157,10 @@ impl Reactor {
                 log::debug!("{} {}: {status}", req.method, req.path);
                 http::response(status, "text/plain", body, cors)
             }
-            Decision::Upgrade { .. }
-                if self.counters.websockets_open >= self.config.max_connections as u64 =>
-            {
+            // Upgrades were handled above: this one is over the limit.
+            Decision::Upgrade { .. } => {
                 self.counters.reject(503);
                 http::response(503, "text/plain", "Too many connections", cors)
-            }
-            Decision::Upgrade { protocol, accept } => {
-                return self.upgrade(k, req, protocol, &accept, early, now);
             }
         };
         self.counters.http_requests += 1;
@@ -175,25 +178,33 @@ impl Reactor {
         self.mark_dirty(k);
     }
 
+    /// Upgrades connection `k`; `head` is the request (its first `len`
+    /// bytes), its buffer is reused for the `101` answer.
+    #[allow(clippy::too_many_arguments)]
     fn upgrade(
         &mut self,
         k: usize,
-        req: &Request,
+        req: Request,
         protocol: crate::protocol::Protocol,
         accept: &str,
-        early: &[u8],
+        mut head: Vec<u8>,
+        len: usize,
         now: u64,
     ) {
         let id = ConnId(self.next_id);
         self.next_id += 1;
         let conn = &mut self.conns[k];
-        conn.out = http::switching_protocols(accept);
-        conn.sent = 0;
+        let early = head.get(len..).unwrap_or_default();
+        let has_early = !early.is_empty();
         conn.phase = Phase::WebSocket(Box::new(WsState::new(
             id,
             early,
             self.config.max_message_size,
         )));
+        head.clear();
+        http::write_switching_protocols(&mut head, accept);
+        conn.out = head;
+        conn.sent = 0;
         let peer = conn.peer.to_string();
         self.tokens.insert(id, k);
         self.counters.websockets_open += 1;
@@ -204,13 +215,13 @@ impl Reactor {
             Input::Open {
                 conn: id,
                 protocol,
-                path: req.path.clone(),
-                query: req.query.clone(),
-                origin: req.origin.clone(),
+                path: req.path,
+                query: req.query,
+                origin: req.origin,
                 peer: Some(peer),
             },
         );
-        if !early.is_empty() {
+        if has_early {
             self.on_ws_bytes(k, 0, now);
         }
     }
