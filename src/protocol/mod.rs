@@ -8,6 +8,7 @@ pub mod chat;
 pub mod envelope;
 pub mod frame;
 pub mod http;
+pub mod json;
 pub mod presence;
 pub mod scratch;
 pub mod signal;
