@@ -1,8 +1,8 @@
 //! A `stream` route's state: rooms of participants tracked by `userId`.
 
-use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use super::{ConnId, ConnMap};
 use crate::protocol::stream::{Command, Message, Participant, decode};
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ type Room = OrderedMap<String, Member>;
 #[derive(Debug, Default)]
 pub(crate) struct StreamRoute {
     /// Each connection's `(roomId, userId)` memberships, in joining order.
-    conns: HashMap<ConnId, Vec<(String, String)>>,
+    conns: ConnMap<Vec<(String, String)>>,
     rooms: HashMap<String, Room>,
 }
 
