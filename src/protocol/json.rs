@@ -6,11 +6,9 @@
 /// Appends `s` as a JSON string literal (quotes included), exactly as
 /// `serde_json` writes it.
 pub fn push_str(out: &mut String, s: &str) {
-    // No short-circuit, so that the check compiles to a vector loop.
-    let needs_escape = s.bytes().fold(false, |acc, b| {
-        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if needs_escape {
+    // Ids and names are short: a plain loop beats a vectorised one here.
+    let plain = s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if !plain {
         match serde_json::to_string(s) {
             Ok(quoted) => out.push_str(&quoted),
             // Serialising a `str` cannot fail; keep the output valid JSON.
