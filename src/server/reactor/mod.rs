@@ -346,6 +346,11 @@ impl Reactor {
                     write_frame(&mut self.last_frame, OPCODE_TEXT, text.as_bytes());
                     self.last_text = Some(Arc::clone(text));
                 }
+                if conn.out.is_empty() && conn.out.capacity() < self.last_frame.len() {
+                    // Nothing queued: a new buffer, not a reallocation
+                    // (which copies the old one's whole capacity).
+                    conn.out = Vec::with_capacity(self.last_frame.len());
+                }
                 conn.out.extend_from_slice(&self.last_frame);
             }
             Output::Ping { .. } if ws.is_open() => write_frame(&mut conn.out, OPCODE_PING, &[]),
