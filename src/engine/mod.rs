@@ -40,6 +40,9 @@ mod scratch;
 mod signal;
 mod stream;
 
+mod conn_map;
+pub use conn_map::{ConnMap, IdHasher};
+
 /// A connection's engine id, assigned by the caller and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -219,7 +222,7 @@ pub struct Engine {
     seed: u64,
     rng: rng::Rng,
     out: Outbox,
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     /// Routes in the order they were first used, and their index by path.
     routes: Vec<Route>,
     route_index: HashMap<String, usize>,
@@ -237,7 +240,7 @@ impl Engine {
             seed,
             rng: rng::Rng::new(seed),
             out: Outbox::new(),
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             routes: Vec::new(),
             route_index: HashMap::new(),
             heartbeats: Heartbeats::default(),

@@ -1,11 +1,11 @@
 //! A `presence` route's state: online users and their connections.
 
-use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use super::{ConnId, ConnMap};
 use crate::protocol::Encode;
 use crate::protocol::presence::{Command, Message, UserId, decode, user_id_from_query};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// One connection: its user and its `connectionId`.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ struct Conn {
 /// The online users of one `presence` route.
 #[derive(Debug, Default)]
 pub(crate) struct PresenceRoute {
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     /// Online users in the order they came online, with their connections.
     users: OrderedMap<String, Vec<ConnId>>,
     /// The `connectionId`s in use.

@@ -1,8 +1,8 @@
 //! A `scratch` route's state: sessions of users.
 
-use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
+use super::{ConnId, ConnMap};
 use crate::protocol::Encode;
 use crate::protocol::scratch::{Command, Message, decode};
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ struct User {
 /// The sessions of one `scratch` route.
 #[derive(Debug, Default)]
 pub(crate) struct ScratchRoute {
-    users: HashMap<ConnId, User>,
+    users: ConnMap<User>,
     /// Each session's members and their user IDs, in joining order.
     sessions: HashMap<String, OrderedMap<ConnId, String>>,
 }

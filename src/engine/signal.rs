@@ -1,7 +1,7 @@
 //! A `signal` route's state: two-peer rooms with random 6-digit IDs.
 
-use super::ConnId;
 use super::outbox::Cx;
+use super::{ConnId, ConnMap};
 use crate::protocol::Encode;
 use crate::protocol::signal::{Command, Message, decode};
 use std::collections::HashMap;
@@ -34,7 +34,7 @@ impl Room {
 #[derive(Debug, Default)]
 pub(crate) struct SignalRoute {
     /// Each connection's rooms (hosted or joined), in order.
-    conns: HashMap<ConnId, Vec<String>>,
+    conns: ConnMap<Vec<String>>,
     rooms: HashMap<String, Room>,
 }
 

@@ -1,9 +1,8 @@
 //! A `stream` route's state: rooms of participants tracked by `userId`.
 
-use super::ConnId;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
-use crate::protocol::Encode;
+use super::{ConnId, ConnMap};
 use crate::protocol::stream::{Command, Message, Participant, decode};
 use std::collections::HashMap;
 
@@ -22,7 +21,7 @@ type Room = OrderedMap<String, Member>;
 #[derive(Debug, Default)]
 pub(crate) struct StreamRoute {
     /// Each connection's `(roomId, userId)` memberships, in joining order.
-    conns: HashMap<ConnId, Vec<(String, String)>>,
+    conns: ConnMap<Vec<(String, String)>>,
     rooms: HashMap<String, Room>,
 }
 
@@ -74,7 +73,7 @@ impl StreamRoute {
                         user_id: &user_id,
                     }
                 };
-                cx.broadcast(room.values().map(|m| m.conn), msg.encode());
+                cx.broadcast(room.values().map(|m| m.conn), msg.to_json());
             }
             Command::ChatMessage {
                 room_id,
@@ -93,7 +92,7 @@ impl StreamRoute {
                     content: &content,
                     timestamp: &ts,
                 };
-                cx.broadcast(room.values().map(|m| m.conn), msg.encode());
+                cx.broadcast(room.values().map(|m| m.conn), msg.to_json());
             }
         }
     }
@@ -155,7 +154,7 @@ impl StreamRoute {
             room_id,
             participants: &participants,
         };
-        cx.send(conn, reply.encode());
+        cx.send(conn, reply.to_json());
         match replaced {
             Some(old) => {
                 if let Some(theirs) = self.conns.get_mut(&old) {
@@ -174,7 +173,7 @@ impl StreamRoute {
                         room_id,
                         participant,
                     };
-                    cx.broadcast(others(room, conn), notice.encode());
+                    cx.broadcast(others(room, conn), notice.to_json());
                 }
             }
         }
@@ -202,7 +201,7 @@ impl StreamRoute {
         }
         room.remove(user_id);
         let notice = Message::UserLeft { room_id, user_id };
-        cx.broadcast(room.values().map(|m| m.conn), notice.encode());
+        cx.broadcast(room.values().map(|m| m.conn), notice.to_json());
         if room.is_empty() {
             self.rooms.remove(room_id);
             cx.stats().rooms -= 1;

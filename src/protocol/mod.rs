@@ -8,6 +8,7 @@ pub mod chat;
 pub mod envelope;
 pub mod frame;
 pub mod http;
+pub mod json;
 pub mod presence;
 pub mod scratch;
 pub mod signal;
@@ -23,12 +24,39 @@ pub trait Encode {
 impl<T: Serialize + ?Sized> Encode for T {
     /// Our message types hold only strings, numbers, booleans and
     /// already-valid raw JSON, so serialising cannot fail.
+    ///
+    /// The JSON is written into a buffer reused across calls and then
+    /// copied once into an exactly sized `String`: `serde_json::to_string`
+    /// starts at 128 bytes and reallocates (copying) as a `room-joined`
+    /// listing ten participants grows, which was a tenth of the
+    /// instructions of a connection's handshake and join.
     fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| {
-            log::error!("cannot serialise an outbound message: {e}");
-            String::from("{}")
+        ENCODE_BUFFER.with_borrow_mut(|buf| {
+            buf.clear();
+            let written = serde_json::to_writer(&mut *buf, self);
+            let text = written
+                .map_err(|e| e.to_string())
+                .and_then(|()| std::str::from_utf8(buf).map_err(|e| e.to_string()));
+            let text = text.unwrap_or_else(|e| {
+                log::error!("cannot serialise an outbound message: {e}");
+                "{}"
+            });
+            let text = String::from(text);
+            if buf.capacity() > ENCODE_BUFFER_KEPT {
+                *buf = Vec::new();
+            }
+            text
         })
     }
+}
+
+/// Largest encode buffer kept between calls (a larger one, from an
+/// unusually large message, is released).
+const ENCODE_BUFFER_KEPT: usize = 64 * 1024;
+
+std::thread_local! {
+    /// Where [`Encode::encode`] writes before copying out the result.
+    static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `{"type":"error","message":M}`: the error message of `scratch`,

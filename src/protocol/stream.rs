@@ -1,6 +1,7 @@
 //! `stream`: multi-user streaming rooms (see PROTOCOLS.md).
 
 use super::envelope::{Fields, ParseError};
+use super::json::push_field;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -139,10 +140,111 @@ pub enum Message<'a> {
     },
 }
 
+impl Participant<'_> {
+    /// Appends this participant's JSON object (see [`Message::to_json`]).
+    fn push_json(&self, out: &mut String) {
+        out.push('{');
+        push_field(out, "userId", self.user_id);
+        out.push(',');
+        push_field(out, "userName", self.user_name);
+        out.push_str(if self.is_streaming {
+            ",\"isStreaming\":true}"
+        } else {
+            ",\"isStreaming\":false}"
+        });
+    }
+
+    /// Bytes of this participant's JSON object when nothing is escaped.
+    fn json_len(&self) -> usize {
+        47 + self.user_id.len() + self.user_name.len()
+    }
+}
+
+impl Message<'_> {
+    /// The JSON text of this message: the same bytes as its derived
+    /// `Serialize` (what [`crate::protocol::Encode::encode`] writes), built
+    /// by hand because `room-joined` and `user-joined` are on every
+    /// connection's path, where serde's escaping of each key and value was
+    /// an eighth of a handshake-and-join's instructions.
+    pub fn to_json(&self) -> String {
+        let (ty, room_id) = match self {
+            Message::RoomJoined { room_id, .. } => ("room-joined", room_id),
+            Message::UserJoined { room_id, .. } => ("user-joined", room_id),
+            Message::UserStreamingStarted { room_id, .. } => ("user-streaming-started", room_id),
+            Message::UserStreamingStopped { room_id, .. } => ("user-streaming-stopped", room_id),
+            Message::ChatMessage { room_id, .. } => ("chat-message", room_id),
+            Message::UserLeft { room_id, .. } => ("user-left", room_id),
+        };
+        let rest = match self {
+            Message::RoomJoined { participants, .. } => {
+                participants.iter().map(|p| p.json_len() + 1).sum()
+            }
+            Message::UserJoined { participant, .. } => participant.json_len(),
+            Message::ChatMessage {
+                user_id,
+                user_name,
+                content,
+                timestamp,
+                ..
+            } => user_id.len() + user_name.len() + content.len() + timestamp.len(),
+            Message::UserStreamingStarted { user_id, .. }
+            | Message::UserStreamingStopped { user_id, .. }
+            | Message::UserLeft { user_id, .. } => user_id.len(),
+        };
+        let mut out = String::with_capacity(80 + ty.len() + room_id.len() + rest);
+        out.push_str("{\"type\":\"");
+        out.push_str(ty);
+        out.push_str("\",");
+        push_field(&mut out, "roomId", room_id);
+        match self {
+            Message::RoomJoined { participants, .. } => {
+                out.push_str(",\"participants\":[");
+                for (i, p) in participants.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    p.push_json(&mut out);
+                }
+                out.push(']');
+            }
+            Message::UserJoined { participant, .. } => {
+                out.push_str(",\"participant\":");
+                participant.push_json(&mut out);
+            }
+            Message::UserStreamingStarted { user_id, .. }
+            | Message::UserStreamingStopped { user_id, .. }
+            | Message::UserLeft { user_id, .. } => {
+                out.push(',');
+                push_field(&mut out, "userId", user_id);
+            }
+            Message::ChatMessage {
+                user_id,
+                user_name,
+                content,
+                timestamp,
+                ..
+            } => {
+                for (key, value) in [
+                    ("userId", user_id),
+                    ("userName", user_name),
+                    ("content", content),
+                    ("timestamp", timestamp),
+                ] {
+                    out.push(',');
+                    push_field(&mut out, key, value);
+                }
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::Encode;
+    use proptest::prelude::*;
 
     #[test]
     fn decodes_and_encodes() {
@@ -187,5 +289,29 @@ mod tests {
             .encode(),
             r#"{"type":"chat-message","roomId":"r","userId":"u","userName":"N","content":"c","timestamp":"T"}"#
         );
+    }
+
+    fn same_as_serde(msg: &Message<'_>) {
+        assert_eq!(msg.to_json(), msg.encode());
+    }
+
+    proptest! {
+        #[test]
+        fn hand_written_json_is_serdes(
+            a in ".{0,12}", b in ".{0,12}", c in "[ -~\\t\\n\"\\\\]{0,12}", flag in any::<bool>(),
+        ) {
+            let p = Participant { user_id: &a, user_name: &b, is_streaming: flag };
+            let q = Participant { user_id: &c, user_name: "", is_streaming: !flag };
+            for participants in [&[][..], &[p][..], &[p, q][..]] {
+                same_as_serde(&Message::RoomJoined { room_id: &c, participants });
+            }
+            same_as_serde(&Message::UserJoined { room_id: &a, participant: q });
+            same_as_serde(&Message::UserStreamingStarted { room_id: &a, user_id: &c });
+            same_as_serde(&Message::UserStreamingStopped { room_id: &b, user_id: &a });
+            same_as_serde(&Message::UserLeft { room_id: &c, user_id: &b });
+            same_as_serde(&Message::ChatMessage {
+                room_id: &a, user_id: &b, user_name: &c, content: &c, timestamp: &a,
+            });
+        }
     }
 }

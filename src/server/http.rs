@@ -165,12 +165,14 @@ pub fn response(status: u16, content_type: &str, body: &str, cors: Option<&str>)
     head.into_bytes()
 }
 
-/// The `101 Switching Protocols` answer.
-pub fn switching_protocols(accept: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes()
+/// Appends the `101 Switching Protocols` answer to `out` (written in
+/// place, with no formatting machinery: it is on every handshake's path).
+pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str) {
+    out.extend_from_slice(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
+    );
+    out.extend_from_slice(accept.as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
 }
 
 /// The origin to echo in CORS headers: present and allowed.

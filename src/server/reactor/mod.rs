@@ -5,7 +5,7 @@
 //! Every engine input passes through one method, `Reactor::feed` (the seam
 //! for journaling).
 
-use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
+use crate::engine::{ConnId, ConnMap, Engine, EngineConfig, Input, Output};
 use crate::journal::JournalWriter;
 use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
 use crate::protocol::http::MAX_REQUEST_BYTES;
@@ -16,8 +16,6 @@ use crate::server::metrics::ServerCounters;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,7 +69,7 @@ pub struct Reactor {
     poll: Poll,
     listeners: Vec<TcpListener>,
     conns: Slab<Connection>,
-    tokens: HashMap<ConnId, usize, BuildHasherDefault<IdHasher>>,
+    tokens: ConnMap<usize>,
     engine: Engine,
     clock: Clock,
     config: Config,
@@ -116,32 +114,6 @@ impl std::fmt::Debug for Reactor {
 }
 
 mod handshake;
-
-/// Hashes the reactor's own sequential [`ConnId`]s without SipHash (the
-/// ids are not chosen by peers): the low bits are the id itself, so
-/// consecutive ids sit in consecutive buckets (a broadcast to a room joined
-/// in order walks the table in order), and the top 7 bits, which the table
-/// compares first, come from a multiplication that mixes every bit.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        const TOP7: u64 = 0x7f << 57;
-        let n = self.0.rotate_left(5) ^ n;
-        self.0 = (n & !TOP7) | (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) & TOP7);
-    }
-}
 
 impl Reactor {
     /// A reactor on already-bound listeners, with an engine seeded `seed`.
@@ -190,7 +162,7 @@ impl Reactor {
             poll,
             listeners: mio_listeners,
             conns: Slab::new(),
-            tokens: HashMap::default(),
+            tokens: ConnMap::default(),
             engine: Engine::new(engine_config, seed),
             journal,
             clock,
@@ -381,6 +353,11 @@ impl Reactor {
                     self.last_frame.clear();
                     write_frame(&mut self.last_frame, OPCODE_TEXT, text.as_bytes());
                     self.last_text = Some(Arc::clone(text));
+                }
+                if conn.out.is_empty() && conn.out.capacity() < self.last_frame.len() {
+                    // Nothing queued: a new buffer, not a reallocation
+                    // (which copies the old one's whole capacity).
+                    conn.out = Vec::with_capacity(self.last_frame.len());
                 }
                 conn.out.extend_from_slice(&self.last_frame);
             }
