@@ -4,40 +4,22 @@
 
 mod live;
 
+use live::binary::roomd;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
-fn roomd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_roomd"))
-}
-
-/// Starts the binary on port 0 and returns it with its address, read from
-/// its `listening on ADDR` log line.
+/// Starts the binary on port 0 and returns it with its address.
 fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, SocketAddr) {
-    let mut child = roomd()
+    let mut command = roomd();
+    command
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn roomd");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(live::TIMEOUT).expect("listening line");
-    (child, addr.parse().expect("address"))
+        .envs(envs.iter().copied());
+    let server = live::binary::spawn(command);
+    (server.child, server.addr)
 }
 
 fn wait(child: &mut Child) -> std::process::ExitStatus {
@@ -151,8 +133,6 @@ fn help_lists_every_flag() {
 fn a_closed_stdout_does_not_stop_the_server() {
     let mut child = roomd()
         .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

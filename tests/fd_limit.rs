@@ -9,10 +9,7 @@
 mod live;
 
 use live::raw::Raw;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Kills the server even if the test fails half-way (it would otherwise
@@ -31,44 +28,18 @@ const NOFILE: usize = 64;
 
 #[test]
 fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
-    let child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .args(["-c", &format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\"")])
         .arg(env!("CARGO_BIN_EXE_roomd"))
         // A second, idle listener: retrying the first must not depend on it.
         .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
         .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn roomd under bash");
-    let mut child = KillOnDrop(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let next_line = |what: &str| -> String {
-        let deadline = Instant::now() + live::TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {what}"));
-            if line.contains(what) {
-                return line;
-            }
-        }
-    };
-    let addr: SocketAddr = next_line("listening on")
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+        .env_remove("LISTEN_FDS");
+    let server = live::binary::spawn(command);
+    let child = KillOnDrop(server.child);
+    let (addr, lines) = (server.addr, server.log);
+    let next_line = |what: &str| live::binary::next_line(&lines, what);
 
     // Twice as many idle connections as the server has descriptors: the
     // first ones are accepted (and wait for a request), the rest stay
@@ -88,8 +59,8 @@ fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
     );
     next_line("accepting connections again");
 
+    // Once the server is gone its log ends, so this reads every line left.
     drop(child);
-    reader.join().unwrap();
-    let warnings = lines.try_iter().filter(|l| l.contains("accept failed"));
+    let warnings = lines.iter().filter(|l| l.contains("accept failed"));
     assert_eq!(warnings.count(), 0, "warned once, not once per retry");
 }

@@ -7,19 +7,17 @@
 use roomd::journal::JournalReader;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
-/// Every wait is bounded by this.
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod live;
 
-fn roomd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_roomd"))
-}
+use live::TIMEOUT;
+use live::binary::roomd;
 
 /// A running `roomd` and its log lines.
 struct Server {
@@ -43,29 +41,7 @@ fn start(journal: &Path, by_env: bool, heartbeat_secs: &str) -> Server {
     } else {
         command.arg("--journal").arg(journal);
     }
-    let mut child = command
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn roomd");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, log) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + TIMEOUT;
-    let addr = loop {
-        let line = log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("listening line");
-        if let Some(addr) = line.split("listening on ").nth(1) {
-            break addr.trim().parse().expect("address");
-        }
-    };
+    let live::binary::Spawned { child, addr, log } = live::binary::spawn(command);
     Server { child, addr, log }
 }
 

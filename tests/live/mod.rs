@@ -3,6 +3,7 @@
 //! read has a timeout.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod raw;
 
 use roomd::server::{Config, Server, ShutdownHandle};
