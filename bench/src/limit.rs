@@ -11,13 +11,13 @@
 //! behaves like `stream` (join-room, chat-message to all in the room).
 
 use crate::frame;
-use crate::net::{Fill, fill};
+use crate::net::{Fill, fill, write_out};
 use crate::scenario::str_field;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -174,16 +174,7 @@ impl LimitServer {
                 continue;
             };
             conn.dirty = false;
-            let mut pos = 0;
-            while pos < conn.out.len() {
-                match conn.sock.write(&conn.out[pos..]) {
-                    Ok(0) => break,
-                    Ok(n) => pos += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            conn.out.drain(..pos);
+            write_out(&mut conn.sock, &mut conn.out);
         }
         dirty.clear();
         self.dirty = dirty;

@@ -243,16 +243,7 @@ impl Net {
             if conn.state == State::Connecting {
                 continue; // written once the connect completes
             }
-            let mut pos = 0;
-            while pos < conn.out.len() {
-                match conn.sock.write(&conn.out[pos..]) {
-                    Ok(0) => break,
-                    Ok(n) => pos += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break, // WouldBlock: wait for writable; errors show up on read
-                }
-            }
-            conn.out.drain(..pos);
+            write_out(&mut conn.sock, &mut conn.out);
         }
         dirty.clear();
         self.dirty = dirty;
@@ -373,6 +364,21 @@ pub enum Fill {
     Eof,
     /// Nothing to read (WouldBlock).
     Empty,
+}
+
+/// Writes as much of `out` as the socket takes now and removes it from
+/// `out`; the rest waits for writable (errors show up on the next read).
+pub fn write_out(sock: &mut impl Write, out: &mut Vec<u8>) {
+    let mut pos = 0;
+    while pos < out.len() {
+        match sock.write(&out[pos..]) {
+            Ok(0) => break,
+            Ok(n) => pos += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    out.drain(..pos);
 }
 
 /// Reads once into `buf[*filled..]` (which must not be full), advancing
