@@ -17,9 +17,10 @@ pub struct ServerCounters {
     pub slow_consumer_drops: u64,
     /// Connections dropped for not sending a request head in time.
     pub request_timeouts: u64,
-    /// WebSocket connections open now.
+    /// WebSocket connections open now (read off the reactor's tables).
     pub websockets_open: u64,
-    /// Client sockets held now, in any phase (request, WebSocket, closing).
+    /// Client sockets held now, in any phase (request, WebSocket,
+    /// closing; read off the reactor's tables).
     pub sockets_open: u64,
 }
 

@@ -70,7 +70,6 @@ impl Reactor {
                 log::warn!("register failed: {e}");
                 continue;
             }
-            self.counters.sockets_open += 1;
             entry.insert(Connection {
                 stream,
                 peer,
@@ -118,7 +117,7 @@ impl Reactor {
         let allow = &self.config.allow_origins;
         let decision = http::route(&req, &self.config.routes, allow);
         if let Decision::Upgrade { protocol, accept } = &decision
-            && self.counters.websockets_open < self.config.max_connections as u64
+            && self.tokens.len() < self.config.max_connections
         {
             return self.upgrade(k, req, *protocol, accept, head, len, now);
         }
@@ -142,7 +141,7 @@ impl Reactor {
             Decision::Metrics => http::response(
                 200,
                 "text/plain; version=0.0.4",
-                &metrics::metrics_text(&self.engine.stats(), &self.counters, uptime),
+                &metrics::metrics_text(&self.engine.stats(), &self.counters(), uptime),
                 cors,
             ),
             Decision::RouteInfo => {
@@ -210,7 +209,6 @@ impl Reactor {
         conn.sent = 0;
         let peer = peer_string(conn.peer);
         self.tokens.insert(id, k);
-        self.counters.websockets_open += 1;
         self.mark_dirty(k);
         log::debug!("{peer}: {id:?} opened {} ({protocol})", req.path);
         self.feed(

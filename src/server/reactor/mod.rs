@@ -379,6 +379,16 @@ impl Reactor {
         self.config.request_timeout.as_millis() as u64
     }
 
+    /// The reactor's counters, with the open-socket gauges read off its
+    /// tables (every socket is in `conns`, every open WebSocket in `tokens`).
+    fn counters(&self) -> ServerCounters {
+        ServerCounters {
+            websockets_open: self.tokens.len() as u64,
+            sockets_open: self.conns.len() as u64,
+            ..self.counters
+        }
+    }
+
     fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k)
             && !conn.dirty
@@ -411,13 +421,11 @@ impl Reactor {
         let mut conn = self.conns.remove(k);
         self.queued_total = self.queued_total.saturating_sub(conn.accounted);
         self.socket_freed = true;
-        self.counters.sockets_open -= 1;
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             log::debug!("deregister: {e}");
         }
         if let Phase::WebSocket(ws) = conn.phase {
             self.tokens.remove(&ws.id);
-            self.counters.websockets_open -= 1;
             if !ws.engine_told {
                 self.closed.push(ws.id);
             }
@@ -541,7 +549,6 @@ impl Reactor {
             let id = ws.id;
             let told = std::mem::replace(&mut ws.engine_told, true);
             self.tokens.remove(&id);
-            self.counters.websockets_open -= 1;
             conn.phase = Phase::Answered {
                 deadline_ms: now + CLOSE_GRACE_MS,
             };
