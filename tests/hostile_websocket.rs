@@ -190,6 +190,26 @@ fn frames_after_the_client_close_frame_are_ignored() {
 }
 
 #[test]
+fn a_client_that_never_answers_the_servers_close_is_dropped_after_the_grace() {
+    let server = TestServer::default();
+    let mut raw = Raw::upgrade(server.addr, "/chat", &[]);
+    // Long enough for the once-a-second sweep to stop looking at it.
+    std::thread::sleep(Duration::from_millis(2200));
+    // A binary frame on `/chat` makes the engine close with 1003.
+    raw.send(&frame(true, 0x2, &[1, 2, 3]));
+    assert_eq!(raw.close_code(), 1003);
+    let started = Instant::now();
+    // No close frame back: the socket must still go, after the 2 s grace.
+    assert!(raw.ends(), "the server kept a half-closed WebSocket");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "dropped before the grace: {:?}",
+        started.elapsed()
+    );
+    open_sockets_back_to(&server, 0);
+}
+
+#[test]
 fn invalid_close_frames_close_1002_or_1007() {
     let server = TestServer::default();
     for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {

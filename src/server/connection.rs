@@ -224,7 +224,7 @@ pub struct Connection {
     pub write_interest: bool,
     /// In the reactor's list of connections to flush this turn.
     pub dirty: bool,
-    /// Listed for the tick's sweep: it may hold a deadline or a buffer.
+    /// Listed for the tick's sweep: it may hold a deadline.
     pub watched: bool,
     /// Its queued bytes as last counted in the reactor's total.
     pub accounted: usize,
@@ -257,15 +257,6 @@ impl Connection {
                 self.sent = 0;
             }
             Ok(false)
-        }
-    }
-
-    /// Frees the outbound buffer if nothing is queued (idle connections
-    /// hold no buffer).
-    pub fn release_idle_buffer(&mut self) {
-        if self.queued() == 0 && self.out.capacity() > 0 {
-            self.out = Vec::new();
-            self.sent = 0;
         }
     }
 }

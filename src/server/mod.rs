@@ -4,6 +4,7 @@
 //! with its addresses and a shutdown handle exposed, for tests and
 //! embedding.
 
+pub mod buffer_pool;
 pub mod clock;
 pub mod config;
 pub mod connection;

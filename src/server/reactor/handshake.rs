@@ -76,7 +76,7 @@ impl Reactor {
                 out: Vec::new(),
                 sent: 0,
                 phase: Phase::Request {
-                    buf: Vec::new(),
+                    buf: self.pool.take(),
                     deadline_ms: request_deadline,
                 },
                 write_interest: false,

@@ -9,6 +9,7 @@ use crate::engine::{ConnId, ConnMap, Engine, EngineConfig, Input, Output};
 use crate::journal::JournalWriter;
 use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
 use crate::protocol::http::MAX_REQUEST_BYTES;
+use crate::server::buffer_pool::BufferPool;
 use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::connection::{Connection, Flow, Phase, WsEvent};
@@ -40,6 +41,9 @@ const TURN_OUTPUT_LIMIT: usize = 64 << 20;
 /// Sockets beyond `--max-connections` still accepted so that they can be
 /// answered `503` (or HTTP endpoints) rather than left in the backlog.
 const EXTRA_SOCKETS: usize = 1024;
+/// Spare outbound buffer capacity kept between loop turns (enough for a
+/// turn's output to thousands of busy connections; freed every tick).
+const POOL_BYTES: usize = 16 << 20;
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -83,9 +87,11 @@ pub struct Reactor {
     last_frame: Vec<u8>,
     events: Vec<WsEvent>,
     dirty: Vec<usize>,
-    /// Connections the tick's sweep looks at: those that may hold a
-    /// deadline or an idle buffer (not every connection, so an idle server
-    /// touches nothing per tick).
+    /// Outbound buffers not in use: a connection holds one only while it
+    /// has bytes queued.
+    pool: BufferPool,
+    /// Connections the tick's sweep looks at: those with a deadline (not
+    /// every connection, so an idle server touches nothing per tick).
     watched: Vec<usize>,
     /// Bytes queued for all connections, as of their last flush.
     queued_total: usize,
@@ -175,6 +181,7 @@ impl Reactor {
             last_frame: Vec::new(),
             events: Vec::new(),
             dirty: Vec::new(),
+            pool: BufferPool::new(POOL_BYTES),
             watched: Vec::new(),
             queued_total: 0,
             read_again: Vec::new(),
@@ -354,10 +361,8 @@ impl Reactor {
                     write_frame(&mut self.last_frame, OPCODE_TEXT, text.as_bytes());
                     self.last_text = Some(Arc::clone(text));
                 }
-                if conn.out.is_empty() && conn.out.capacity() < self.last_frame.len() {
-                    // Nothing queued: a new buffer, not a reallocation
-                    // (which copies the old one's whole capacity).
-                    conn.out = Vec::with_capacity(self.last_frame.len());
+                if conn.out.capacity() == 0 {
+                    conn.out = self.pool.take();
                 }
                 conn.out.extend_from_slice(&self.last_frame);
             }
@@ -365,6 +370,10 @@ impl Reactor {
             Output::Close { code, reason, .. } if ws.is_open() => {
                 ws.queue_close(&mut conn.out, *code, reason);
                 ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS);
+                if !conn.watched {
+                    conn.watched = true;
+                    self.watched.push(k);
+                }
             }
             Output::Terminate { .. } => return self.drop_conn(k),
             _ => return,
@@ -395,10 +404,6 @@ impl Reactor {
         {
             conn.dirty = true;
             self.dirty.push(k);
-            if !conn.watched {
-                conn.watched = true;
-                self.watched.push(k);
-            }
         }
     }
 
@@ -553,6 +558,7 @@ impl Reactor {
                 deadline_ms: now + CLOSE_GRACE_MS,
             };
             self.mark_dirty(k);
+            self.watch(k);
             if !told {
                 self.feed(now, Input::Closed { conn: id });
             }
@@ -611,6 +617,9 @@ impl Reactor {
                         continue;
                     }
                 };
+                if drained {
+                    self.pool.give(std::mem::take(&mut conn.out));
+                }
                 let queued = conn.queued();
                 self.queued_total = self.queued_total.saturating_sub(conn.accounted) + queued;
                 conn.accounted = queued;
@@ -663,11 +672,12 @@ impl Reactor {
         }
     }
 
-    /// Once per tick: deadlines (slow-loris, close grace) and idle buffers
-    /// (the last broadcast's frame among them).
+    /// Once per tick: deadlines (slow-loris, close grace), and the spare
+    /// buffers (the last broadcast's frame among them) are freed.
     fn sweep(&mut self, now: u64) {
         self.last_text = None;
         self.last_frame = Vec::new();
+        self.pool.clear();
         let mut expired = Vec::new();
         let mut still = Vec::new();
         for k in std::mem::take(&mut self.watched) {
@@ -689,10 +699,7 @@ impl Reactor {
                 expired.push(k);
                 continue;
             }
-            if !conn.dirty {
-                conn.release_idle_buffer();
-            }
-            if deadline.is_some() || conn.dirty || conn.out.capacity() > 0 {
+            if deadline.is_some() {
                 still.push(k);
             }
         }
