@@ -189,7 +189,6 @@ fn median_of(runs: &[&Value], key: &str) -> Option<f64> {
 }
 
 /// One cell of the table.
-#[derive(Debug, PartialEq)]
 struct Cell {
     /// The median over the runs.
     value: f64,
@@ -197,6 +196,7 @@ struct Cell {
     bound: bool,
 }
 
+/// The cell for `key` over `runs` (those without the figure don't count).
 fn cell(runs: &[&Value], key: &str) -> Option<Cell> {
     let with: Vec<&Value> = runs
         .iter()
