@@ -4,8 +4,14 @@
 # pinned to one core and the load generator to the other, then one
 # side-by-side table. See bench/README.md.
 #
-#   bench/run.sh                  # full matrix (about 3 minutes)
-#   BENCH_QUICK=1 bench/run.sh    # smoke run (about a minute)
+# Order: first BENCH_IDLE_ROUNDS rounds of `idle`, interleaved across the
+# servers (round 1: roomd, node, limit; round 2: ...), each on a freshly
+# started server; then, per server on a fresh server, storm, fanout (full
+# speed and fixed rate) and relay. The table shows the median over each
+# figure's runs.
+#
+#   bench/run.sh                  # full matrix (about 4 minutes)
+#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 1.5 minutes)
 #
 # Environment (defaults in brackets; quick values after the slash):
 #   BENCH_SERVERS     servers to run ["roomd node limit"]
@@ -14,6 +20,7 @@
 #   BENCH_RATE        offered msgs/s for the latency run [100]
 #   BENCH_PAIRS       relay pairs [100]
 #   BENCH_IDLE_CONNS  idle connections, split over two generators [19000 / 4000]
+#   BENCH_IDLE_ROUNDS idle rounds per server [3 / 1]
 #   BENCH_STORM_CONNS storm connections [10000 / 2000]
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU  cores to pin to [0 / 1]
 #   BENCH_ROOMD       the roomd binary [target/release/roomd]
@@ -32,6 +39,7 @@ SUBS=${BENCH_SUBS:-1000}
 RATE=${BENCH_RATE:-100}
 PAIRS=${BENCH_PAIRS:-100}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$(pick 19000 4000)}
+IDLE_ROUNDS=${BENCH_IDLE_ROUNDS:-$(pick 3 1)}
 STORM_CONNS=${BENCH_STORM_CONNS:-$(pick 10000 2000)}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
@@ -46,10 +54,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 server_pid=""
 cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    if [ -n "$server_pid" ]; then stop_server; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -73,14 +78,17 @@ free_port() {
     return 1
 }
 
-start_server() { # name port
-    local name=$1 port=$2 addr=127.0.0.1:$2
+addr=""
+start_server() { # name: on a free port, pinned; sets server_pid and addr
+    local name=$1 port
+    port=$(free_port)
+    addr=127.0.0.1:$port
     case $name in
     roomd) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
     node) set -- node bench/node/server.js --listen "$addr" ;;
     limit) set -- target/release/limit-server --listen "$addr" ;;
     esac
-    taskset -c "$SERVER_CPU" "$@" >"$OUT/$name.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$@" >>"$OUT/$name.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 100); do
         if listening "$port"; then return 0; fi
@@ -89,50 +97,73 @@ start_server() { # name port
     done
     echo "$name did not start; its log:" >&2
     tail -20 "$OUT/$name.log" >&2
+    stop_server
     return 1
 }
 
-matrix() { # name
-    local name=$1 port addr json common
-    port=$(free_port)
-    addr=127.0.0.1:$port
-    json=$OUT/$name.jsonl
-    : >"$json"
-    : >"$OUT/$name.out"
-    start_server "$name" "$port" || return 0
-    echo "== $name (pid $server_pid on cpu $SERVER_CPU, listening on $addr)"
-    common=(--addr "$addr" --label "$name" --server-pid "$server_pid")
-    scenario() { # scenario args...
-        run_client "$@" "${common[@]}" 2>&1 | tee -a "$OUT/$name.out" | grep -v '^{' || true
-    }
-    # idle first, on a fresh server: its memory per connection is read
-    # against the server's resident memory at start.
-    # Two generator processes: one process may hold only ~20,000 sockets.
-    local sync=$OUT/$name-idle-sync
-    rm -rf "$sync" && mkdir -p "$sync"
-    run_client idle --conns "$IDLE_CONNS" --shard 1/2 --sync-dir "$sync" --src "$SRC" \
-        --addr "$addr" --label "$name" >"$OUT/$name-idle-shard1.out" 2>&1 &
-    local shard1=$!
-    scenario idle --conns "$IDLE_CONNS" --shard 0/2 --sync-dir "$sync" --src "$SRC"
-    wait "$shard1" || true
-    grep -v '^{' "$OUT/$name-idle-shard1.out" || true
-    scenario storm --conns "$STORM_CONNS" --src "$SRC"
-    scenario fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
-    scenario fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION" --rate "$RATE"
-    scenario relay --pairs "$PAIRS" --duration "$DURATION"
-    grep '^{' "$OUT/$name.out" >"$json" || true
+stop_server() {
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=""
     sleep 1 # let the kernel finish tearing the last connections down
 }
 
+scenario() { # name scenario args...: runs it against the running server
+    local name=$1
+    shift
+    run_client "$@" --addr "$addr" --label "$name" --server-pid "$server_pid" 2>&1 |
+        tee -a "$OUT/$name.out" | grep -v '^{' || true
+}
+
+idle_round() { # name round
+    local name=$1 round=$2
+    # A fresh server: memory per connection is read against the server's
+    # resident memory at start.
+    start_server "$name" || return 0
+    echo "== $name: idle round $round of $IDLE_ROUNDS (pid $server_pid on cpu $SERVER_CPU, $addr)"
+    # Two generator processes: one process may hold only ~20,000 sockets.
+    local sync=$OUT/$name-idle$round-sync shard1_out=$OUT/$name-idle$round-shard1.out
+    rm -rf "$sync" && mkdir -p "$sync"
+    run_client idle --conns "$IDLE_CONNS" --shard 1/2 --sync-dir "$sync" --src "$SRC" \
+        --addr "$addr" --label "$name" >"$shard1_out" 2>&1 &
+    local shard1=$!
+    scenario "$name" idle --conns "$IDLE_CONNS" --shard 0/2 --sync-dir "$sync" --src "$SRC"
+    wait "$shard1" || true
+    grep -v '^{' "$shard1_out" || true
+    stop_server
+}
+
+other_scenarios() { # name: every other scenario, on one fresh server
+    local name=$1
+    start_server "$name" || return 0
+    echo "== $name (pid $server_pid on cpu $SERVER_CPU, listening on $addr)"
+    scenario "$name" storm --conns "$STORM_CONNS" --src "$SRC"
+    scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
+    scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION" --rate "$RATE"
+    scenario "$name" relay --pairs "$PAIRS" --duration "$DURATION"
+    stop_server
+}
+
+servers=()
 for name in $SERVERS; do
     if [ "$name" = roomd ] && [ ! -x "$ROOMD" ]; then
         echo "== roomd: no $ROOMD binary; skipped"
         continue
     fi
-    matrix "$name"
+    servers+=("$name")
+    : >"$OUT/$name.out"
+    : >"$OUT/$name.log"
+done
+
+for round in $(seq "$IDLE_ROUNDS"); do
+    for name in "${servers[@]}"; do
+        idle_round "$name" "$round"
+    done
+done
+for name in "${servers[@]}"; do
+    other_scenarios "$name"
+    # Every summary line of this server's runs, idle rounds first.
+    grep '^{' "$OUT/$name.out" >"$OUT/$name.jsonl" || true
 done
 
 echo

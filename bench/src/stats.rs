@@ -156,22 +156,33 @@ impl CpuWindow {
 /// Prints the CPU line (flagging a client-bound run) and adds the fields to
 /// the scenario's JSON object.
 pub fn report_cpu(cpu: &CpuWindow, json: &mut serde_json::Map<String, serde_json::Value>) {
-    let (own, server) = cpu.fractions();
-    let bound = own > 0.8;
-    match server {
-        Some(s) => println!(
-            "  cpu: generator {:.0}% of a core, server {:.0}%{}",
-            own * 100.0,
-            s * 100.0,
-            if bound { "  [CLIENT-BOUND]" } else { "" }
-        ),
-        None => println!(
-            "  cpu: generator {:.0}% of a core{}",
-            own * 100.0,
-            if bound { "  [CLIENT-BOUND]" } else { "" }
-        ),
-    }
-    json.insert("client_cpu".into(), round2(own).into());
+    report_cpu_shards(cpu.fractions(), &[], json);
+}
+
+/// [`report_cpu`] for a run split over several generator processes on the
+/// same core: `used` is this process's [`CpuWindow::fractions`], `others`
+/// the other shards' own generator fractions. The generator figure (and
+/// whether the run was client-bound) is the sum over all shards.
+pub fn report_cpu_shards(
+    used: (f64, Option<f64>),
+    others: &[f64],
+    json: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let (own, server) = used;
+    let generator = own + others.iter().sum::<f64>();
+    let bound = generator > 0.8;
+    let shards = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} shards)", others.len() + 1)
+    };
+    let server_text = server.map_or(String::new(), |s| format!(", server {:.0}%", s * 100.0));
+    println!(
+        "  cpu: generator {:.0}% of a core{shards}{server_text}{}",
+        generator * 100.0,
+        if bound { "  [CLIENT-BOUND]" } else { "" }
+    );
+    json.insert("client_cpu".into(), round2(generator).into());
     json.insert("client_bound".into(), bound.into());
     if let Some(s) = server {
         json.insert("server_cpu".into(), round2(s).into());
@@ -212,6 +223,18 @@ mod tests {
             assert!(b >= last);
             last = b;
         }
+    }
+
+    #[test]
+    fn shards_generator_cpu_adds_up_and_sets_client_bound() {
+        let mut json = serde_json::Map::new();
+        report_cpu_shards((0.49, Some(0.6)), &[0.48], &mut json);
+        assert_eq!(json["client_cpu"], 0.97);
+        assert_eq!(json["client_bound"], true);
+        assert_eq!(json["server_cpu"], 0.6);
+        report_cpu_shards((0.49, None), &[], &mut json);
+        assert_eq!(json["client_cpu"], 0.49);
+        assert_eq!(json["client_bound"], false);
     }
 
     #[test]

@@ -49,6 +49,12 @@ fn fanout_full_speed_and_fixed_rate_lose_nothing() {
         assert_eq!(num(&s, "received"), num(&s, "published") * 52.0, "{s:?}");
         assert!(num(&s, "deliveries_per_s") > 0.0);
         assert!(num(&s, "client_cpu") >= 0.0);
+        // The server is this process: busy at full speed, so each delivery
+        // has a cost, and the two figures agree.
+        let us = num(&s, "server_cpu_us_per_delivery");
+        assert!(us > 0.0, "{s:?}");
+        let per_s = num(&s, "deliveries_per_server_cpu_s");
+        assert!((us - 1e6 / per_s).abs() <= 0.005 + 1e-9, "{s:?}");
 
         let cfg = fanout::Config::from_args(&args(&[
             "--subs",
@@ -100,17 +106,23 @@ fn idle_in_two_shards_and_storm_rejoin_everyone() {
             .unwrap()
         };
         let (c0, c1) = (shard("0/2"), shard("1/2"));
-        let s1 = thread::scope(|scope| {
+        let (s0, s1) = thread::scope(|scope| {
             let other = scope.spawn(|| crowd::run_idle(&target, &c1));
             let s0 = crowd::run_idle(&target, &c0).unwrap();
             assert_eq!(num(&s0, "opened"), 200.0, "{s0:?}");
             assert_eq!(num(&s0, "joined"), 200.0, "{s0:?}");
             assert!(num(&s0, "handshakes_per_s") > 0.0);
             assert!(s0.contains_key("rss_per_conn_kib"));
-            other.join().unwrap().unwrap()
+            (s0, other.join().unwrap().unwrap())
         });
         assert_eq!(s1["scenario"], "idle-shard");
         assert_eq!(num(&s1, "opened"), 100.0);
+        // Shard 0's generator figure is the sum over both shards.
+        assert!(num(&s1, "client_cpu") >= 0.0, "{s1:?}");
+        assert!(
+            num(&s0, "client_cpu") >= num(&s1, "client_cpu"),
+            "{s0:?} {s1:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
 
         let cfg = crowd::Config::from_args(&args(&["--conns", "300", "--hold", "0.1"])).unwrap();

@@ -15,7 +15,7 @@
 use super::{Problems, Summary, Target, is_type, per_server_cpu, summary};
 use crate::args::Args;
 use crate::net::{Handler, Net};
-use crate::stats::{CpuWindow, epoch_ms, now_us, report_cpu, round2, rss_kib};
+use crate::stats::{CpuWindow, epoch_ms, now_us, report_cpu, report_cpu_shards, round2, rss_kib};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -232,6 +232,7 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let start_ms = epoch_ms();
     let start = now_us();
     crowd.connect_all(&mut net, target, cfg.in_flight, start + cfg.timeout_us)?;
+    let used = cpu.fractions();
     let opened = crowd.opened;
     let connect_s = (crowd.last_open_us.max(start + 1) - start) as f64 / 1e6;
     let end_ms = start_ms + (crowd.last_open_us.saturating_sub(start)) / 1000;
@@ -247,12 +248,13 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
         crowd.problems.first()
     );
     let mut json = summary("idle", target);
-    report_cpu(&cpu, &mut json);
     let mine = serde_json::json!({
-        "opened": opened, "joined": crowd.joined_count, "start_ms": start_ms, "end_ms": end_ms
+        "opened": opened, "joined": crowd.joined_count, "start_ms": start_ms, "end_ms": end_ms,
+        "client_cpu": round2(used.0)
     });
 
     if cfg.shard != 0 {
+        report_cpu_shards(used, &[], &mut json);
         let done = sync_file(cfg, &format!("shard-{}.done", cfg.shard));
         if let Some(done) = done {
             std::fs::write(&done, mine.to_string()).map_err(|e| e.to_string())?;
@@ -298,6 +300,16 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
         "  all shards: {opened_all} of {} opened, {joined_all} joined in {seconds:.2} s: {rate:.0} handshakes/s",
         cfg.total
     );
+    // The shards share the generator core: it was as busy as their sum.
+    let others: Vec<f64> = shards[1..]
+        .iter()
+        .map(|s| {
+            s.get("client_cpu")
+                .and_then(Value::as_f64)
+                .unwrap_or_default()
+        })
+        .collect();
+    report_cpu_shards(used, &others, &mut json);
     json.insert("conns".into(), cfg.total.into());
     json.insert("opened".into(), opened_all.into());
     json.insert("joined".into(), joined_all.into());

@@ -338,6 +338,20 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     json.insert("errors".into(), f.problems.errors.into());
     json.insert("deliveries_per_s".into(), rate.round().into());
     per_server_cpu(&mut json, "deliveries", rate);
+    if let Some(per_cpu_s) = json
+        .get("deliveries_per_server_cpu_s")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|&v| v > 0.0)
+    {
+        // One broadcast is `total` sends, one after another on one core:
+        // a floor under the last recipient's latency.
+        let us = 1e6 / per_cpu_s;
+        println!(
+            "  one broadcast = {total} sends ≈ {:.2} ms of server CPU",
+            us * total as f64 / 1e3
+        );
+        json.insert("server_cpu_us_per_delivery".into(), round2(us).into());
+    }
     json.insert("p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("p99_ms".into(), round2(p99 as f64 / 1e3).into());
     json.insert("max_ms".into(), round2(max as f64 / 1e3).into());
