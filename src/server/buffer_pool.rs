@@ -14,10 +14,6 @@ pub struct BufferPool {
     max_bytes: usize,
 }
 
-/// A buffer larger than this (after a burst to one connection) is freed,
-/// not kept.
-pub const MAX_KEPT_CAPACITY: usize = 64 * 1024;
-
 impl BufferPool {
     /// A pool keeping at most `max_bytes` of spare capacity.
     pub fn new(max_bytes: usize) -> Self {
@@ -40,11 +36,11 @@ impl BufferPool {
         }
     }
 
-    /// Takes `buf` back (emptied) if it fits within the bounds; otherwise
+    /// Takes `buf` back (emptied) if the pool has room for it; otherwise
     /// frees it.
     pub fn give(&mut self, mut buf: Vec<u8>) {
         let capacity = buf.capacity();
-        if capacity == 0 || capacity > MAX_KEPT_CAPACITY || self.bytes + capacity > self.max_bytes {
+        if capacity == 0 || self.bytes + capacity > self.max_bytes {
             return;
         }
         buf.clear();
@@ -94,8 +90,6 @@ mod tests {
         pool.give(Vec::with_capacity(3000));
         pool.give(Vec::with_capacity(3000)); // over max_bytes: freed
         assert_eq!(pool.bytes(), 3000);
-        pool.give(Vec::with_capacity(MAX_KEPT_CAPACITY + 1));
-        assert_eq!(pool.bytes(), 3000, "an oversized buffer is not kept");
         pool.clear();
         assert_eq!(pool.bytes(), 0);
         assert_eq!(pool.take().capacity(), 0);
