@@ -319,6 +319,64 @@ fn queues_over_the_total_budget_are_dropped_largest_first() {
     drop(slow);
 }
 
+/// A client that keeps sending faster than the limit for 10 s is closed
+/// with 1008; a client at the same time within the limit is not.
+#[test]
+fn sustained_excess_closes_1008_after_ten_seconds() {
+    let server = TestServer::start(Config {
+        rate_limit: 5,
+        ..Config::default()
+    });
+    let mut flooder = server.ws("/chat");
+    let mut calm = server.ws("/chat");
+    for c in [&mut flooder, &mut calm] {
+        c.recv_type("system");
+        c.ws.get_mut()
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+    }
+    let started = Instant::now();
+    let mut calm_sent = 0u32;
+    let code = loop {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < Duration::from_secs(15),
+            "no close after {elapsed:?}"
+        );
+        // 20 messages a second against a limit of 5.
+        flooder.send_json(json!({"type": "ping"}));
+        // 2 a second: within the limit.
+        if elapsed.as_millis() as u32 / 500 >= calm_sent {
+            calm.send_json(json!({"type": "ping"}));
+            calm_sent += 1;
+        }
+        let _ = calm.ws.read();
+        match flooder.ws.read() {
+            Ok(Message::Close(Some(frame))) => break u16::from(frame.code),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("no close frame: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    let elapsed = started.elapsed();
+    assert_eq!(code, 1008);
+    assert!(
+        elapsed >= Duration::from_millis(9_000),
+        "closed after only {elapsed:?}"
+    );
+    calm.ws
+        .get_mut()
+        .set_read_timeout(Some(live::TIMEOUT))
+        .unwrap();
+    calm.send_json(json!({"type": "ping"}));
+    calm.recv_type("pong");
+}
+
 #[test]
 fn rate_limit_refuses_excess_messages() {
     let server = TestServer::start(Config {
