@@ -10,7 +10,7 @@
 # speed and fixed rate) and relay. The table shows the median over each
 # figure's runs.
 #
-#   bench/run.sh                  # full matrix (about 4 minutes)
+#   bench/run.sh                  # full matrix (about 3 minutes)
 #   BENCH_QUICK=1 bench/run.sh    # smoke run (about 1.5 minutes)
 #
 # Environment (defaults in brackets; quick values after the slash):
