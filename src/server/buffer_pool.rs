@@ -36,6 +36,15 @@ impl BufferPool {
         }
     }
 
+    /// Like [`BufferPool::take`], but never a buffer with more than
+    /// `max_capacity` bytes (the spare on top is left for `take` if larger).
+    pub fn take_small(&mut self, max_capacity: usize) -> Vec<u8> {
+        match self.spare.last() {
+            Some(buf) if buf.capacity() <= max_capacity => self.take(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Takes `buf` back (emptied) if the pool has room for it; otherwise
     /// frees it.
     pub fn give(&mut self, mut buf: Vec<u8>) {
@@ -90,6 +99,10 @@ mod tests {
         pool.give(Vec::with_capacity(3000));
         pool.give(Vec::with_capacity(3000)); // over max_bytes: freed
         assert_eq!(pool.bytes(), 3000);
+        assert_eq!(pool.take_small(2999).capacity(), 0, "too large: not taken");
+        assert_eq!(pool.bytes(), 3000);
+        assert_eq!(pool.take_small(3000).capacity(), 3000);
+        pool.give(Vec::with_capacity(3000));
         pool.clear();
         assert_eq!(pool.bytes(), 0);
         assert_eq!(pool.take().capacity(), 0);

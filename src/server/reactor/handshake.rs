@@ -3,7 +3,7 @@
 
 use super::{CLOSE_GRACE_MS, EXTRA_SOCKETS, Reactor};
 use crate::engine::{ConnId, Input};
-use crate::protocol::http::{ParseError, Parsed, Request, parse_request};
+use crate::protocol::http::{MAX_REQUEST_BYTES, ParseError, Parsed, Request, parse_request};
 use crate::server::connection::{Connection, Phase, WsState};
 use crate::server::http::{self, Decision};
 use crate::server::metrics;
@@ -76,7 +76,10 @@ impl Reactor {
                 out: Vec::new(),
                 sent: 0,
                 phase: Phase::Request {
-                    buf: self.pool.take(),
+                    // A small spare only: a slow-loris client holds it
+                    // for seconds. It becomes the `101` answer's buffer
+                    // and goes back to the pool once that is written.
+                    buf: self.pool.take_small(MAX_REQUEST_BYTES),
                     deadline_ms: request_deadline,
                 },
                 write_interest: false,
