@@ -4,23 +4,24 @@
 # pinned to one core and the load generator to the other, then one
 # side-by-side table. See bench/README.md.
 #
-# Order: first BENCH_IDLE_ROUNDS rounds of `idle`, interleaved across the
-# servers (round 1: roomd, node, limit; round 2: ...), each on a freshly
-# started server; then, per server on a fresh server, storm, fanout (full
-# speed and fixed rate) and relay. The table shows the median over each
-# figure's runs.
+# Order: BENCH_ROUNDS rounds, each interleaved across the servers (round
+# 1: roomd, node, limit; round 2: ...): first the `idle` rounds, each on a
+# freshly started server; then the rounds of storm, fanout (full speed
+# and fixed rate) and relay, each round on a fresh server. The table shows
+# the median over each figure's runs, so one noisy minute on a shared
+# machine moves no figure.
 #
-#   bench/run.sh                  # full matrix (about 3 minutes)
+#   bench/run.sh                  # full matrix (about 6 minutes)
 #   BENCH_QUICK=1 bench/run.sh    # smoke run (about 1.5 minutes)
 #
 # Environment (defaults in brackets; quick values after the slash):
 #   BENCH_SERVERS     servers to run ["roomd node limit"]
-#   BENCH_DURATION    seconds per fanout/relay run [10 / 2]
+#   BENCH_ROUNDS      rounds of every scenario per server [3 / 1]
+#   BENCH_DURATION    seconds per fanout/relay run [5 / 2]
 #   BENCH_SUBS        fanout subscribers [1000]
 #   BENCH_RATE        offered msgs/s for the latency run [100]
 #   BENCH_PAIRS       relay pairs [100]
 #   BENCH_IDLE_CONNS  idle connections, split over two generators [19000 / 4000]
-#   BENCH_IDLE_ROUNDS idle rounds per server [3 / 1]
 #   BENCH_STORM_CONNS storm connections [10000 / 2000]
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU  cores to pin to [0 / 1]
 #   BENCH_ROOMD       the roomd binary [target/release/roomd]
@@ -34,12 +35,12 @@ cd "$(dirname "$0")/.."
 quick=${BENCH_QUICK:-0}
 pick() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 SERVERS=${BENCH_SERVERS:-roomd node limit}
-DURATION=${BENCH_DURATION:-$(pick 10 2)}
+ROUNDS=${BENCH_ROUNDS:-$(pick 3 1)}
+DURATION=${BENCH_DURATION:-$(pick 5 2)}
 SUBS=${BENCH_SUBS:-1000}
 RATE=${BENCH_RATE:-100}
 PAIRS=${BENCH_PAIRS:-100}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$(pick 19000 4000)}
-IDLE_ROUNDS=${BENCH_IDLE_ROUNDS:-$(pick 3 1)}
 STORM_CONNS=${BENCH_STORM_CONNS:-$(pick 10000 2000)}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
@@ -120,7 +121,7 @@ idle_round() { # name round
     # A fresh server: memory per connection is read against the server's
     # resident memory at start.
     start_server "$name" || return 0
-    echo "== $name: idle round $round of $IDLE_ROUNDS (pid $server_pid on cpu $SERVER_CPU, $addr)"
+    echo "== $name: idle round $round of $ROUNDS (pid $server_pid on cpu $SERVER_CPU, $addr)"
     # Two generator processes: one process may hold only ~20,000 sockets.
     local sync=$OUT/$name-idle$round-sync shard1_out=$OUT/$name-idle$round-shard1.out
     rm -rf "$sync" && mkdir -p "$sync"
@@ -133,10 +134,10 @@ idle_round() { # name round
     stop_server
 }
 
-other_scenarios() { # name: every other scenario, on one fresh server
-    local name=$1
+other_scenarios() { # name round: every other scenario, on one fresh server
+    local name=$1 round=$2
     start_server "$name" || return 0
-    echo "== $name (pid $server_pid on cpu $SERVER_CPU, listening on $addr)"
+    echo "== $name: round $round of $ROUNDS (pid $server_pid on cpu $SERVER_CPU, listening on $addr)"
     scenario "$name" storm --conns "$STORM_CONNS" --src "$SRC"
     scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
     scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION" --rate "$RATE"
@@ -155,14 +156,18 @@ for name in $SERVERS; do
     : >"$OUT/$name.log"
 done
 
-for round in $(seq "$IDLE_ROUNDS"); do
+for round in $(seq "$ROUNDS"); do
     for name in "${servers[@]}"; do
         idle_round "$name" "$round"
     done
 done
+for round in $(seq "$ROUNDS"); do
+    for name in "${servers[@]}"; do
+        other_scenarios "$name" "$round"
+    done
+done
 for name in "${servers[@]}"; do
-    other_scenarios "$name"
-    # Every summary line of this server's runs, idle rounds first.
+    # Every summary line of this server's runs.
     grep '^{' "$OUT/$name.out" >"$OUT/$name.jsonl" || true
 done
 
