@@ -11,7 +11,7 @@
 # the median over each figure's runs, so one noisy minute on a shared
 # machine moves no figure.
 #
-#   bench/run.sh                  # full matrix (about 6 minutes)
+#   bench/run.sh                  # full matrix (about 5 minutes)
 #   BENCH_QUICK=1 bench/run.sh    # smoke run (about 1.5 minutes)
 #
 # Environment (defaults in brackets; quick values after the slash):
