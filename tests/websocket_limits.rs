@@ -113,3 +113,48 @@ fn client_pings_are_answered() {
         }
     }
 }
+
+/// Many clients each sending part of a large message could together hold
+/// `max_connections` x `max_message_size` bytes; past the total budget the
+/// connection holding the most is closed with 1009, and the others carry on.
+#[test]
+fn incomplete_messages_over_the_total_budget_close_the_largest_1009() {
+    use live::raw::{Raw, frame};
+    let server = TestServer::start(Config {
+        max_message_size: 64 * 1024,
+        max_total_inbound_bytes: 100 * 1024,
+        ..Config::default()
+    });
+    let chat = |size: usize| {
+        let text = serde_json::json!({"type": "chat", "payload": "x".repeat(size)}).to_string();
+        frame(true, 0x1, text.as_bytes())
+    };
+    let ping = frame(true, 0x1, br#"{"type":"ping"}"#);
+    let (big, middle, small) = (chat(60_000), chat(60_000), chat(30_000));
+    let mut a = Raw::upgrade(server.addr, "/chat", &[]);
+    let mut b = Raw::upgrade(server.addr, "/chat", &[]);
+    let mut c = Raw::upgrade(server.addr, "/chat", &[]);
+    for raw in [&mut a, &mut b, &mut c] {
+        assert_eq!(raw.json()["type"], "system");
+    }
+    a.send(&big[..50_000]);
+    b.send(&middle[..40_000]);
+    // 90 KB held: within the budget, nobody is closed.
+    c.send(&ping);
+    assert_eq!(c.json()["type"], "pong");
+    assert_eq!(metric(&server, "roomd_inbound_budget_closes_total"), 0);
+    // 110 KB: the largest holder goes.
+    c.send(&small[..20_000]);
+    assert_eq!(a.close_code(), 1009);
+    for (raw, message) in [(&mut b, &middle[40_000..]), (&mut c, &small[20_000..])] {
+        raw.send(message);
+        raw.send(&ping);
+        loop {
+            let m = raw.json();
+            if m["type"] == "pong" {
+                break;
+            }
+        }
+    }
+    assert_eq!(metric(&server, "roomd_inbound_budget_closes_total"), 1);
+}

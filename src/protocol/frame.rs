@@ -36,6 +36,7 @@ pub struct FrameBoundaries {
     in_payload: bool,
     fragmented: bool,
     largest_payload: u64,
+    pending: u64,
 }
 
 impl FrameBoundaries {
@@ -49,6 +50,7 @@ impl FrameBoundaries {
                 if self.payload_left == 0 {
                     self.in_payload = false;
                 }
+                self.count_pending(n);
                 continue;
             }
             self.header[self.header_len] = data[0];
@@ -64,7 +66,24 @@ impl FrameBoundaries {
                 self.payload_left = len;
                 self.in_payload = len > 0;
             }
+            self.count_pending(1);
         }
+    }
+
+    /// Counts `n` bytes just followed toward [`FrameBoundaries::pending`].
+    fn count_pending(&mut self, n: u64) {
+        self.pending = if self.at_message_boundary() {
+            0
+        } else {
+            self.pending + n
+        };
+    }
+
+    /// Bytes received since the last complete message: what the WebSocket
+    /// layer holds of the message in progress (with any control frames
+    /// received in between).
+    pub fn pending(&self) -> u64 {
+        self.pending
     }
 
     /// The payload length once the header in `self.header` is complete.
@@ -125,6 +144,24 @@ mod tests {
         let mut ping = Vec::new();
         write_frame(&mut ping, OPCODE_PING, &[]);
         assert_eq!(ping, [0x89, 0]);
+    }
+
+    #[test]
+    fn pending_counts_the_message_in_progress() {
+        let mut frames = Vec::new();
+        write_frame(&mut frames, OPCODE_TEXT, &[b'a'; 300]); // 304 bytes
+        frames.extend_from_slice(&[0x01, 0x80 | 5, 0, 0, 0, 0]); // fragment header
+        frames.extend_from_slice(b"bbbbb");
+        frames.extend_from_slice(&[0x80, 0x80 | 2, 0, 0, 0, 0, b'c']); // one payload byte short
+        let mut b = FrameBoundaries::default();
+        b.advance(&frames[..100]);
+        assert_eq!(b.pending(), 100);
+        b.advance(&frames[100..304]);
+        assert_eq!(b.pending(), 0, "a complete message holds nothing");
+        b.advance(&frames[304..]);
+        assert_eq!(b.pending(), (frames.len() - 304) as u64, "fragments held");
+        b.advance(b"d");
+        assert_eq!(b.pending(), 0);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct Config {
     /// Most bytes queued for all connections together; past it the largest
     /// queues are dropped as slow consumers. Default 1 GiB.
     pub max_total_outbound_bytes: usize,
+    /// Most bytes of incomplete incoming messages held for all connections
+    /// together; past it the connections holding the most are closed with
+    /// 1009. Default 256 MiB.
+    pub max_total_inbound_bytes: usize,
     /// Messages per second allowed per connection (burst twice that); 0
     /// disables the limit. Default 200.
     pub rate_limit: u32,
@@ -63,6 +67,7 @@ impl Default for Config {
             max_connections: 10_000,
             max_outbound_bytes: 4 << 20,
             max_total_outbound_bytes: 1 << 30,
+            max_total_inbound_bytes: 256 << 20,
             rate_limit: 200,
             log_level: log::LevelFilter::Info,
             request_timeout: Duration::from_secs(10),
@@ -83,7 +88,7 @@ pub fn default_routes() -> Vec<Route> {
 }
 
 /// Every flag: name, value placeholder, help text.
-const FLAGS: [(&str, &str, &str); 12] = [
+const FLAGS: [(&str, &str, &str); 13] = [
     (
         "listen",
         "ADDR",
@@ -123,6 +128,11 @@ const FLAGS: [(&str, &str, &str); 12] = [
         "max-total-outbound-bytes",
         "BYTES",
         "queued bytes for all connections; past it the largest queues are dropped (default 1073741824)",
+    ),
+    (
+        "max-total-inbound-bytes",
+        "BYTES",
+        "bytes of incomplete incoming messages for all connections; past it the largest are closed 1009 (default 268435456)",
     ),
     (
         "rate-limit",
@@ -325,6 +335,10 @@ impl Config {
             }
             "max-total-outbound-bytes" => {
                 self.max_total_outbound_bytes =
+                    positive(value).ok_or_else(|| bad("a positive number"))?
+            }
+            "max-total-inbound-bytes" => {
+                self.max_total_inbound_bytes =
                     positive(value).ok_or_else(|| bad("a positive number"))?
             }
             "rate-limit" => self.rate_limit = value.trim().parse().map_err(|_| bad("a number"))?,

@@ -186,12 +186,27 @@ impl WsState {
                         _ => (1002, "protocol error"),
                     };
                     log::debug!("{:?}: websocket error {e}, closing {code}", self.id);
-                    self.failed = true;
-                    self.queue_close(pipe.out, code, reason);
+                    self.fail(pipe.out, code, reason);
                     return Flow::Failed(code);
                 }
             }
         }
+    }
+
+    /// Bytes held of the message in progress (see
+    /// [`FrameBoundaries::pending`]).
+    pub fn pending_bytes(&self) -> usize {
+        usize::try_from(self.frames.pending()).unwrap_or(usize::MAX)
+    }
+
+    /// Gives up on the connection: queues a close frame with `code` into
+    /// `out`, discards what it sends from now on, and frees the message it
+    /// was sending.
+    pub fn fail(&mut self, out: &mut Vec<u8>, code: u16, reason: &'static str) {
+        self.failed = true;
+        self.queue_close(out, code, reason);
+        self.ctx = WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)));
+        self.frames = FrameBoundaries::default();
     }
 
     /// Queues a close frame (if none was sent yet) into `out`.
@@ -228,6 +243,9 @@ pub struct Connection {
     pub watched: bool,
     /// Its queued bytes as last counted in the reactor's total.
     pub accounted: usize,
+    /// Its incoming message in progress, in bytes, as last counted in the
+    /// reactor's total.
+    pub inbound: usize,
 }
 
 impl Connection {

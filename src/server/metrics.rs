@@ -15,6 +15,9 @@ pub struct ServerCounters {
     pub rejected_upgrades: [u64; 5],
     /// Connections dropped because their outbound queue was too long.
     pub slow_consumer_drops: u64,
+    /// Connections closed (1009) for holding the most incoming bytes when
+    /// all incomplete messages together were over budget.
+    pub inbound_budget_closes: u64,
     /// Connections dropped for not sending a request head in time.
     pub request_timeouts: u64,
     /// WebSocket connections open now (read off the reactor's tables).
@@ -155,6 +158,12 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             "counter",
             "Connections dropped for a full outbound queue.",
             server.slow_consumer_drops,
+        ),
+        (
+            "roomd_inbound_budget_closes_total",
+            "counter",
+            "Connections closed with 1009 for holding the most incoming bytes past the total budget.",
+            server.inbound_budget_closes,
         ),
         (
             "roomd_request_timeouts_total",

@@ -86,6 +86,7 @@ impl Reactor {
                 dirty: false,
                 watched: true,
                 accounted: 0,
+                inbound: 0,
             });
             self.watched.push(k);
         }

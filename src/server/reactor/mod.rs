@@ -98,6 +98,8 @@ pub struct Reactor {
     watched: Vec<usize>,
     /// Bytes queued for all connections, as of their last flush.
     queued_total: usize,
+    /// Bytes of incomplete incoming messages held for all connections.
+    inbound_total: usize,
     read_again: Vec<usize>,
     closed: Vec<ConnId>,
     flag: Arc<AtomicBool>,
@@ -187,6 +189,7 @@ impl Reactor {
             pool: BufferPool::new(POOL_BYTES),
             watched: Vec::new(),
             queued_total: 0,
+            inbound_total: 0,
             read_again: Vec::new(),
             closed: Vec::new(),
             flag: Arc::new(AtomicBool::new(false)),
@@ -428,6 +431,7 @@ impl Reactor {
         }
         let mut conn = self.conns.remove(k);
         self.queued_total = self.queued_total.saturating_sub(conn.accounted);
+        self.inbound_total = self.inbound_total.saturating_sub(conn.inbound);
         self.socket_freed = true;
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             log::debug!("deregister: {e}");
@@ -512,6 +516,9 @@ impl Reactor {
         };
         let flow = ws.receive(&self.scratch[..n], &mut conn.out, &mut self.events);
         let id = ws.id;
+        let pending = ws.pending_bytes();
+        self.inbound_total = self.inbound_total.saturating_sub(conn.inbound) + pending;
+        conn.inbound = pending;
         if !conn.out.is_empty() {
             self.mark_dirty(k);
         }
@@ -535,16 +542,61 @@ impl Reactor {
         match flow {
             Flow::Continue => {}
             Flow::Finished => self.close_when_flushed(k, now),
-            Flow::Failed(_) => {
-                if let Some(Phase::WebSocket(ws)) = self.conns.get_mut(k).map(|c| &mut c.phase) {
-                    ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS / 2);
-                    if !ws.engine_told {
-                        ws.engine_told = true;
-                        self.feed(now, Input::Closed { conn: id });
-                    }
-                }
-                self.watch(k);
+            Flow::Failed(_) => self.after_failure(k, now),
+        }
+        if self.inbound_total > self.config.max_total_inbound_bytes {
+            self.shed_largest_inbound(now);
+        }
+    }
+
+    /// A WebSocket failed (its close frame is queued): the engine is told,
+    /// and the socket goes once the peer closes too or at a deadline.
+    fn after_failure(&mut self, k: usize, now: u64) {
+        if let Some(Phase::WebSocket(ws)) = self.conns.get_mut(k).map(|c| &mut c.phase) {
+            ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS / 2);
+            if !ws.engine_told {
+                ws.engine_told = true;
+                let id = ws.id;
+                self.feed(now, Input::Closed { conn: id });
             }
+        }
+        self.watch(k);
+    }
+
+    /// All incomplete incoming messages together are over budget: closes
+    /// the connections holding the most (1009) until they are not. A
+    /// client sending ordinary messages holds nothing between them, so it
+    /// is never the one closed.
+    fn shed_largest_inbound(&mut self, now: u64) {
+        let mut holders: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.inbound > 0)
+            .map(|(k, c)| (c.inbound, k))
+            .collect();
+        holders.sort_unstable_by(|a, b| b.cmp(a));
+        for (held, k) in holders {
+            if self.inbound_total <= self.config.max_total_inbound_bytes {
+                break;
+            }
+            let conn = &mut self.conns[k];
+            let Phase::WebSocket(ws) = &mut conn.phase else {
+                continue;
+            };
+            log::info!(
+                "{}: {held} bytes of an incoming message held, all over budget: closing 1009",
+                conn.peer
+            );
+            ws.fail(
+                &mut conn.out,
+                1009,
+                "message too big for the server's input budget",
+            );
+            self.inbound_total -= conn.inbound;
+            conn.inbound = 0;
+            self.counters.inbound_budget_closes += 1;
+            self.mark_dirty(k);
+            self.after_failure(k, now);
         }
     }
 
