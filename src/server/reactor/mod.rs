@@ -568,14 +568,7 @@ impl Reactor {
     /// client sending ordinary messages holds nothing between them, so it
     /// is never the one closed.
     fn shed_largest_inbound(&mut self, now: u64) {
-        let mut holders: Vec<(usize, usize)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.inbound > 0)
-            .map(|(k, c)| (c.inbound, k))
-            .collect();
-        holders.sort_unstable_by(|a, b| b.cmp(a));
-        for (held, k) in holders {
+        for (held, k) in self.largest_first(|c| c.inbound) {
             if self.inbound_total <= self.config.max_total_inbound_bytes {
                 break;
             }
@@ -633,19 +626,25 @@ impl Reactor {
         }
     }
 
+    /// `(bytes, key)` of every connection holding some bytes by `bytes`,
+    /// largest first (only called when a total is over its budget).
+    fn largest_first(&self, bytes: impl Fn(&Connection) -> usize) -> Vec<(usize, usize)> {
+        let mut held: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .map(|(k, c)| (bytes(c), k))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        held
+    }
+
     /// Drops the connections with the most queued bytes until the total is
     /// back under budget (a reader that keeps up holds almost nothing after
     /// a flush, so it is never the one dropped). Returns whether it dropped any.
     fn shed_largest_queues(&mut self) -> bool {
-        let mut queues: Vec<(usize, usize)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.accounted > 0)
-            .map(|(k, c)| (c.accounted, k))
-            .collect();
-        queues.sort_unstable_by(|a, b| b.cmp(a));
         let mut dropped = false;
-        for (queued, k) in queues {
+        for (queued, k) in self.largest_first(|c| c.accounted) {
             if self.queued_total <= self.config.max_total_outbound_bytes {
                 break;
             }
