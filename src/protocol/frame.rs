@@ -193,4 +193,29 @@ mod tests {
         assert_eq!(b.take_largest_payload(), 65_536);
         assert!(!b.at_message_boundary());
     }
+
+    proptest::proptest! {
+        /// Any bytes, split anywhere: the same boundary and pending count as
+        /// fed in one piece (never a panic), and pending never more than
+        /// what was fed.
+        #[test]
+        fn any_split_gives_the_same_state(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            cuts in proptest::collection::vec(0usize..400, 0..8),
+        ) {
+            let mut whole = FrameBoundaries::default();
+            whole.advance(&bytes);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut split = FrameBoundaries::default();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                split.advance(&bytes[from..cut]);
+                from = cut;
+            }
+            proptest::prop_assert_eq!(&split, &whole);
+            proptest::prop_assert!(whole.pending() <= bytes.len() as u64);
+            proptest::prop_assert_eq!(whole.pending() == 0, whole.at_message_boundary() || bytes.is_empty());
+        }
+    }
 }
