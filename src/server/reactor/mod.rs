@@ -376,10 +376,8 @@ impl Reactor {
             Output::Close { code, reason, .. } if ws.is_open() => {
                 ws.queue_close(&mut conn.out, *code, reason);
                 ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS);
-                if !conn.watched {
-                    conn.watched = true;
-                    self.watched.push(k);
-                }
+                self.mark_dirty(k);
+                return self.watch(k);
             }
             Output::Terminate { .. } => return self.drop_conn(k),
             _ => return,
@@ -585,7 +583,7 @@ impl Reactor {
                 1009,
                 "message too big for the server's input budget",
             );
-            self.inbound_total -= conn.inbound;
+            self.inbound_total = self.inbound_total.saturating_sub(conn.inbound);
             conn.inbound = 0;
             self.counters.inbound_budget_closes += 1;
             self.mark_dirty(k);
