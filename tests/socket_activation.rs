@@ -7,7 +7,7 @@
 
 mod live;
 
-use live::binary::{next_line, roomd};
+use live::binary::next_line;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -51,12 +51,11 @@ fn serves_on_the_socket_systemd_passes() {
         "{ACTIVATE} not found: install systemd (apt-get install systemd)"
     );
     let addr = unused_address();
-    let roomd_path = roomd().get_program().to_owned();
     let mut child = Command::new(ACTIVATE)
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")
         .args(["-l", &addr.to_string()])
-        .arg(roomd_path)
+        .arg(env!("CARGO_BIN_EXE_roomd"))
         // Would fail to bind if it were used: it is the activated address.
         .args(["--listen", &addr.to_string(), "--log-level", "info"])
         .stdout(Stdio::piped())
