@@ -284,8 +284,12 @@ mod tests {
     use super::*;
 
     fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        masked_fragment(true, opcode, payload)
+    }
+
+    fn masked_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
         let mask = [1u8, 2, 3, 4];
-        let mut f = vec![0x80 | opcode];
+        let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
         if payload.len() < 126 {
             f.push(0x80 | payload.len() as u8);
         } else {
@@ -385,5 +389,51 @@ mod tests {
         );
         assert_eq!(flow, Flow::Finished);
         assert_eq!(&out[..4], &[0x88, 2, 0x03, 0xe8], "close echoed");
+    }
+
+    proptest::proptest! {
+        /// Messages of any size (many past the 512-byte read buffer, which
+        /// makes the context be rebuilt between messages), fragmented or
+        /// not, with pings between fragments, split anywhere: every message
+        /// comes out whole and in order, and nothing is left pending.
+        #[test]
+        fn any_messages_split_anywhere_decode_in_order(
+            messages in proptest::collection::vec(
+                (0usize..1500, 1usize..4, proptest::prelude::any::<bool>(), proptest::prelude::any::<bool>()),
+                1..12,
+            ),
+            cuts in proptest::collection::vec(0usize..20_000, 0..12),
+        ) {
+            let mut bytes = Vec::new();
+            let mut expected = Vec::new();
+            for (i, &(len, parts, binary, ping)) in messages.iter().enumerate() {
+                let payload: Vec<u8> = (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+                let step = len.div_ceil(parts).max(1);
+                let chunks: Vec<&[u8]> = if len == 0 { vec![&[][..]] } else { payload.chunks(step).collect() };
+                for (c, chunk) in chunks.iter().enumerate() {
+                    let opcode = if c > 0 { 0x0 } else if binary { 0x2 } else { 0x1 };
+                    bytes.extend(masked_fragment(c + 1 == chunks.len(), opcode, chunk));
+                    if ping && c + 1 < chunks.len() {
+                        bytes.extend(masked_frame(0x9, b"p"));
+                        expected.push(WsEvent::Alive);
+                    }
+                }
+                expected.push(if binary {
+                    WsEvent::Binary(len)
+                } else {
+                    WsEvent::Text(String::from_utf8(payload).unwrap_or_default())
+                });
+            }
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut ws = WsState::new(ConnId(1), &[], 1 << 20);
+            let (mut out, mut events, mut from) = (Vec::new(), Vec::new(), 0);
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                proptest::prop_assert_eq!(ws.receive(&bytes[from..cut], &mut out, &mut events), Flow::Continue);
+                from = cut;
+            }
+            proptest::prop_assert_eq!(events, expected);
+            proptest::prop_assert_eq!(ws.pending_bytes(), 0);
+        }
     }
 }
