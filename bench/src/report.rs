@@ -1,7 +1,7 @@
 //! The side-by-side table: reads the JSON summary lines each server's runs
 //! left in `DIR/<server>.jsonl` and prints one row per figure with the
 //! ratios roomd/node and roomd/limit. A scenario may have run several
-//! times per server (`run.sh` repeats `idle`): a cell is the median over
+//! times per server (`run.sh` runs every scenario in rounds): a cell is the median over
 //! those runs.
 
 use serde_json::Value;
