@@ -1,8 +1,8 @@
 //! The side-by-side table: reads the JSON summary lines each server's runs
 //! left in `DIR/<server>.jsonl` and prints one row per figure with the
 //! ratios roomd/node and roomd/limit. A scenario may have run several
-//! times per server (`run.sh` runs every scenario in rounds): a cell is the median over
-//! those runs.
+//! times per server (`run.sh` runs every scenario in rounds): a cell is
+//! the median over those runs.
 
 use serde_json::Value;
 use std::path::Path;
