@@ -142,6 +142,11 @@ impl WsState {
         }
     }
 
+    /// A context with this connection's settings and nothing pending.
+    fn fresh_context(&self) -> WebSocketContext {
+        WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)))
+    }
+
     /// After a large message, tungstenite keeps a read buffer as large as
     /// that message for good; once every byte received belongs to complete
     /// messages, a fresh context (same settings, nothing pending) frees it.
@@ -151,7 +156,7 @@ impl WsState {
             && self.frames.at_message_boundary()
             && self.frames.take_largest_payload() > WS_READ_BUFFER as u64
         {
-            self.ctx = WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)));
+            self.ctx = self.fresh_context();
         }
     }
 
@@ -205,7 +210,7 @@ impl WsState {
     pub fn fail(&mut self, out: &mut Vec<u8>, code: u16, reason: &'static str) {
         self.failed = true;
         self.queue_close(out, code, reason);
-        self.ctx = WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)));
+        self.ctx = self.fresh_context();
         self.frames = FrameBoundaries::default();
     }
 
