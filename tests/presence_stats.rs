@@ -1,6 +1,7 @@
 //! The presence `stats:` log line, captured through a test logger (its
 //! own test binary, since a logger is process-wide).
 
+#[path = "engine/common.rs"]
 mod common;
 use common::Harness;
 use roomd::engine::EngineConfig;

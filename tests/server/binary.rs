@@ -1,10 +1,6 @@
 //! The `roomd` binary itself: flags, and graceful shutdown on SIGTERM.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::binary::roomd;
+use crate::live::binary::roomd;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +14,7 @@ fn start(args: &[&str], envs: &[(&str, &str)]) -> (Child, SocketAddr) {
         .args(["--listen", "127.0.0.1:0"])
         .args(args)
         .envs(envs.iter().copied());
-    let server = live::binary::spawn(command);
+    let server = crate::live::binary::spawn(command);
     (server.child, server.addr)
 }
 
@@ -40,7 +36,7 @@ fn wait(child: &mut Child) -> std::process::ExitStatus {
 fn sigterm_closes_websockets_1001_and_exits_0() {
     let (mut child, addr) = start(&[], &[]);
     let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    stream.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -82,7 +78,7 @@ fn systemd_is_notified_ready_and_stopping() {
     let path = std::env::temp_dir().join(format!("roomd-notify-test-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-    socket.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    socket.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
     let (mut child, _) = start(&[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
     let mut buf = [0u8; 256];
     let n = socket.recv(&mut buf).expect("READY=1 notification");
@@ -147,7 +143,7 @@ fn a_closed_stdout_does_not_stop_the_server() {
     drop(lines); // the log pipe is gone, as when journald restarts
     for round in 0..20 {
         let stream = TcpStream::connect(addr).unwrap();
-        stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+        stream.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
         let (mut ws, _) =
             tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
         ws.send(Message::text(format!(

@@ -1,7 +1,6 @@
 //! `stream`: every table row, anti-spoofing, takeover, errors, isolation.
 
-mod common;
-use common::{Harness, TS0};
+use crate::common::{Harness, TS0};
 use roomd::engine::ConnId;
 use roomd::protocol::Protocol::Stream;
 

@@ -1,10 +1,6 @@
 //! WebSocket-level limits and the close handshake, over real sockets.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::{TestServer, eventually, metric};
+use crate::live::{TestServer, eventually, metric};
 use roomd::server::Config;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -28,8 +24,8 @@ fn oversized_message_closes_1009() {
 /// request, and returns the close code the server answers with.
 fn raw_close_code(server: &TestServer, frame: &[u8]) -> u16 {
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    let mut bytes = live::upgrade_request("/chat", "").into_bytes();
+    s.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
+    let mut bytes = crate::live::upgrade_request("/chat", "").into_bytes();
     bytes.extend_from_slice(frame);
     s.write_all(&bytes).unwrap();
     let mut got = Vec::new();
@@ -63,13 +59,13 @@ fn raw_close_code(server: &TestServer, frame: &[u8]) -> u16 {
 fn invalid_utf8_closes_1007_and_protocol_errors_1002() {
     let server = TestServer::default();
     assert_eq!(
-        raw_close_code(&server, &live::masked_frame(0x1, &[0xc3, 0x28])),
+        raw_close_code(&server, &crate::live::masked_frame(0x1, &[0xc3, 0x28])),
         1007
     );
     let unmasked = [0x81, 0x01, b'a'];
     assert_eq!(raw_close_code(&server, &unmasked), 1002);
     assert_eq!(
-        raw_close_code(&server, &live::masked_frame(0x3, b"")),
+        raw_close_code(&server, &crate::live::masked_frame(0x3, b"")),
         1002,
         "reserved opcode"
     );
@@ -119,7 +115,7 @@ fn client_pings_are_answered() {
 /// connection holding the most is closed with 1009, and the others carry on.
 #[test]
 fn incomplete_messages_over_the_total_budget_close_the_largest_1009() {
-    use live::raw::{Raw, frame};
+    use crate::live::raw::{Raw, frame};
     let server = TestServer::start(Config {
         max_message_size: 64 * 1024,
         max_total_inbound_bytes: 100 * 1024,

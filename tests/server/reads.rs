@@ -3,12 +3,7 @@
 //! the peer's FIN are all handled and the hangup is still seen; a burst of
 //! broadcasts reaches every member whole and in order.
 
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
-
-mod live;
-
-use live::{TestServer, masked_frame, upgrade_request};
+use crate::live::{TestServer, masked_frame, upgrade_request};
 use serde_json::json;
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};

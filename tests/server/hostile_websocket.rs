@@ -2,13 +2,9 @@
 //! lying lengths, half-closes, bad close frames, floods. Each ends in a
 //! documented close code or is handled normally, and other connections
 //! are unaffected.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::raw::{Raw, close_frame, frame};
-use live::{TestServer, eventually, metric};
+use crate::live::raw::{Raw, close_frame, frame};
+use crate::live::{TestServer, eventually, metric};
 use roomd::server::Config;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -49,7 +45,7 @@ fn a_frame_in_the_same_write_as_the_handshake_is_processed() {
 fn a_session_sent_one_byte_per_write_works() {
     let server = TestServer::default();
     let mut raw = Raw::connect(server.addr);
-    raw.send_bytewise(live::upgrade_request("/chat", "").as_bytes());
+    raw.send_bytewise(crate::live::upgrade_request("/chat", "").as_bytes());
     assert!(raw.head().starts_with("HTTP/1.1 101 "));
     assert_eq!(raw.json()["type"], "system");
     let mut bytes = frame(true, 0x1, PING);
@@ -157,7 +153,7 @@ fn a_client_that_half_closes_mid_frame_leaves_its_session() {
     let mut a = server.ws("/scratch");
     a.send_json(json!({"type": "join", "sessionId": "s"}));
     a.recv_type("joined");
-    let join = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
+    let join = frame(true, 0x1, crate::live::JOIN_SESSION_S.as_bytes());
     let mut b = Raw::upgrade(server.addr, "/scratch", &join);
     assert_eq!(b.json()["type"], "joined");
     let user = a.recv_type("user-joined")["userId"].clone();
@@ -242,10 +238,10 @@ fn a_flooding_client_does_not_harm_others_in_its_session() {
         rate_limit: rate,
         ..Config::default()
     });
-    let (mut receiver, mut sender, sender_id) = live::scratch_pair(&server);
+    let (mut receiver, mut sender, sender_id) = crate::live::scratch_pair(&server);
     // The flooder joins, then writes thousands of messages and never reads.
     let start = Instant::now();
-    let mut flood = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
+    let mut flood = frame(true, 0x1, crate::live::JOIN_SESSION_S.as_bytes());
     for i in 0..5000 {
         let sync = json!({"type": "sync", "sessionId": "s", "changes": {"flood": i}});
         flood.extend(frame(true, 0x1, sync.to_string().as_bytes()));
@@ -335,7 +331,7 @@ fn random_frames_and_requests_never_harm_the_server() {
     witness.recv_type("system");
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     for i in 0..ROUNDS {
-        let mut bytes = live::upgrade_request("/chat", "").into_bytes();
+        let mut bytes = crate::live::upgrade_request("/chat", "").into_bytes();
         if i % 3 == 0 {
             // Mutate the request head itself.
             for _ in 0..1 + rng.below(4) {

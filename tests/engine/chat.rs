@@ -1,7 +1,6 @@
 //! `chat`: welcome, ping, auth, broadcast, echo, errors, isolation.
 
-mod common;
-use common::{Harness, TS0};
+use crate::common::{Harness, TS0};
 use roomd::protocol::Protocol::Chat;
 
 fn welcome() -> String {

@@ -3,12 +3,8 @@
 //!
 //! Only the server process is limited (`ulimit -n` in a `bash -c` wrapper
 //! that then `exec`s the binary), never the test process.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::raw::Raw;
+use crate::live::raw::Raw;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -36,10 +32,10 @@ fn connections_queued_after_emfile_are_accepted_once_sockets_close() {
         .args(["--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"])
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS");
-    let server = live::binary::spawn(command);
+    let server = crate::live::binary::spawn(command);
     let child = KillOnDrop(server.child);
     let (addr, lines) = (server.addr, server.log);
-    let next_line = |what: &str| live::binary::next_line(&lines, what);
+    let next_line = |what: &str| crate::live::binary::next_line(&lines, what);
 
     // Twice as many idle connections as the server has descriptors: the
     // first ones are accepted (and wait for a request), the rest stay

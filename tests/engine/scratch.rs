@@ -1,7 +1,6 @@
 //! `scratch`: every table row, its errors, and isolation.
 
-mod common;
-use common::Harness;
+use crate::common::Harness;
 use roomd::engine::Output;
 use roomd::protocol::Protocol::Scratch;
 

@@ -1,8 +1,7 @@
 //! Cross-protocol engine behaviour: binary frames, heartbeats, rate
 //! limiting, unknown connections and counters.
 
-mod common;
-use common::{Harness, TS0};
+use crate::common::{Harness, TS0};
 use roomd::engine::{ConnId, EngineConfig, Input, Output};
 use roomd::protocol::Protocol;
 

@@ -2,12 +2,7 @@
 //! each other's messages, plus the engine-driven limits (binary frames,
 //! heartbeats, slow consumers, rate limiting).
 
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
-
-mod live;
-
-use live::{TestServer, eventually, metric};
+use crate::live::{TestServer, eventually, metric};
 use roomd::server::Config;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -174,8 +169,8 @@ fn binary_frame_closes_1003() {
 /// A WebSocket opened by hand that never reads (so never answers pings).
 fn raw_websocket(server: &TestServer, path: &str) -> TcpStream {
     let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    s.write_all(live::upgrade_request(path, "").as_bytes())
+    s.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
+    s.write_all(crate::live::upgrade_request(path, "").as_bytes())
         .unwrap();
     s
 }
@@ -216,7 +211,7 @@ fn silent_client_is_terminated_within_two_intervals() {
     loop {
         match silent.read(&mut buf) {
             Ok(0) | Err(_) => break,
-            Ok(_) => assert!(start.elapsed() < live::TIMEOUT, "never dropped"),
+            Ok(_) => assert!(start.elapsed() < crate::live::TIMEOUT, "never dropped"),
         }
     }
     let took = start.elapsed();
@@ -234,24 +229,30 @@ fn silent_client_is_terminated_within_two_intervals() {
 
 /// A client in scratch session `s` that never reads, with a tiny receive
 /// buffer; `reader` (already in `s`) sees it join.
-fn slow_consumer(server: &TestServer, reader: &mut live::Client) -> TcpStream {
+fn slow_consumer(server: &TestServer, reader: &mut crate::live::Client) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
     let mut slow: TcpStream = socket.into();
-    slow.set_read_timeout(Some(live::TIMEOUT)).unwrap();
-    slow.write_all(live::upgrade_request("/scratch", "").as_bytes())
+    slow.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
+    slow.write_all(crate::live::upgrade_request("/scratch", "").as_bytes())
         .unwrap();
     // It joins with a hand-made masked frame.
-    slow.write_all(&live::masked_frame(0x1, live::JOIN_SESSION_S.as_bytes()))
-        .unwrap();
+    slow.write_all(&crate::live::masked_frame(
+        0x1,
+        crate::live::JOIN_SESSION_S.as_bytes(),
+    ))
+    .unwrap();
     reader.recv_type("user-joined");
     slow
 }
 
 /// Sends `N` numbered 3 kB syncs from `sender` into session `s` and checks
 /// that `reader` gets every one, in order.
-fn flood_while_reader_gets_everything(mut sender: live::Client, mut reader: live::Client) {
+fn flood_while_reader_gets_everything(
+    mut sender: crate::live::Client,
+    mut reader: crate::live::Client,
+) {
     const N: usize = 3000;
     let filler = "x".repeat(3000);
     let reading = std::thread::spawn(move || {
@@ -271,7 +272,7 @@ fn flood_while_reader_gets_everything(mut sender: live::Client, mut reader: live
     assert_eq!(reading.join().expect("reader got everything"), N);
 }
 
-fn join_s(c: &mut live::Client) {
+fn join_s(c: &mut crate::live::Client) {
     c.send_json(json!({"type": "join", "sessionId": "s"}));
     c.recv_type("joined");
 }
@@ -371,7 +372,7 @@ fn sustained_excess_closes_1008_after_ten_seconds() {
     );
     calm.ws
         .get_mut()
-        .set_read_timeout(Some(live::TIMEOUT))
+        .set_read_timeout(Some(crate::live::TIMEOUT))
         .unwrap();
     calm.send_json(json!({"type": "ping"}));
     calm.recv_type("pong");

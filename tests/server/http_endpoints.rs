@@ -1,16 +1,12 @@
 //! The HTTP side of every listener: endpoints, CORS, refusals.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::{TestServer, metric};
+use crate::live::{TestServer, metric};
 use roomd::server::Config;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 fn upgrade(path: &str, extra: &str) -> String {
-    live::upgrade_request(path, extra)
+    crate::live::upgrade_request(path, extra)
 }
 
 #[test]
@@ -129,7 +125,7 @@ fn connection_limit_answers_503() {
     assert_eq!(metric(&server, "roomd_websockets_open"), 2);
     assert_eq!(server.get("/health").0, 200, "plain HTTP still answered");
     drop(_a);
-    live::eventually("a slot to free up", || {
+    crate::live::eventually("a slot to free up", || {
         metric(&server, "roomd_websockets_open") == 1
     });
     assert!(server.try_ws("/chat", &[]).is_ok());
@@ -142,7 +138,7 @@ fn slow_loris_is_dropped() {
         ..Config::default()
     });
     let mut s = std::net::TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    s.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
     s.write_all(b"GET /health HTTP/1.1\r\nHost:").unwrap();
     let start = Instant::now();
     let mut buf = [0u8; 64];

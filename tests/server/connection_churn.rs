@@ -1,13 +1,9 @@
 //! A thousand connections opening and closing every way a client can (clean
 //! close, abrupt drop, reset, silence, half a request, plain HTTP) while a
 //! session keeps working: nothing is lost, and nothing leaks.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::raw::{Raw, frame};
-use live::{TestServer, eventually, metric};
+use crate::live::raw::{Raw, frame};
+use crate::live::{TestServer, eventually, metric};
 use roomd::server::Config;
 use serde_json::json;
 use std::time::Duration;
@@ -17,7 +13,7 @@ const MESSAGES: usize = 300;
 
 /// One short-lived connection of kind `i % 6`.
 fn churn_once(server: &TestServer, i: usize) {
-    let join = frame(true, 0x1, live::JOIN_SESSION_S.as_bytes());
+    let join = frame(true, 0x1, crate::live::JOIN_SESSION_S.as_bytes());
     match i % 6 {
         // Joins the session, then closes cleanly.
         0 => {
@@ -51,7 +47,7 @@ fn a_thousand_connections_come_and_go_while_a_session_loses_nothing() {
         rate_limit: 0,
         ..Config::default()
     });
-    let (mut receiver, mut sender, sender_id) = live::scratch_pair(&server);
+    let (mut receiver, mut sender, sender_id) = crate::live::scratch_pair(&server);
     let receiving = std::thread::spawn(move || {
         let mut seen = 0;
         while seen < MESSAGES {

@@ -1,8 +1,7 @@
 //! `presence`: greeting, online/offline announcements, PING, errors,
 //! the number-vs-string `userId` rule and isolation between routes.
 
-mod common;
-use common::{Harness, T0, TS0};
+use crate::common::{Harness, T0, TS0};
 use roomd::engine::{ConnId, Output};
 use roomd::protocol::Protocol::Presence;
 

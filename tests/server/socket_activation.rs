@@ -2,12 +2,8 @@
 //! the systemd package, which roomd's unit targets) binds the address and
 //! starts roomd with `LISTEN_FDS`; roomd must serve on that socket and not
 //! bind its own `--listen`.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::binary::next_line;
+use crate::live::binary::next_line;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -72,7 +68,7 @@ fn serves_on_the_socket_systemd_passes() {
     });
 
     // The activator starts roomd on the first connection.
-    let deadline = Instant::now() + live::TIMEOUT;
+    let deadline = Instant::now() + crate::live::TIMEOUT;
     let stream = loop {
         match TcpStream::connect(addr) {
             Ok(s) => break s,
@@ -82,7 +78,7 @@ fn serves_on_the_socket_systemd_passes() {
             }
         }
     };
-    stream.set_read_timeout(Some(live::TIMEOUT)).unwrap();
+    stream.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
     let (mut ws, _) = tungstenite::client(format!("ws://{addr}/chat"), stream).expect("handshake");
     let greeting = ws.read().expect("a greeting");
     assert!(

@@ -1,7 +1,6 @@
 //! `signal`: every table row, its errors, peer-left and isolation.
 
-mod common;
-use common::Harness;
+use crate::common::Harness;
 use roomd::engine::{ConnId, EngineConfig};
 use roomd::protocol::Protocol::Signal;
 

@@ -2,13 +2,9 @@
 //! bytes, long URLs, bytes that are not UTF-8, HTTP/1.0, bad handshake
 //! keys, silent clients. Each gets a documented status (or is dropped after
 //! the request timeout) and other connections are unaffected.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
-mod live;
-
-use live::raw::Raw;
-use live::{TestServer, metric};
+use crate::live::raw::Raw;
+use crate::live::{TestServer, metric};
 use roomd::server::Config;
 use std::time::{Duration, Instant};
 
@@ -49,7 +45,7 @@ fn long_urls_are_routed_until_the_head_limit() {
     assert_eq!(raw.json()["type"], "CONNECTION_ESTABLISHED");
     assert_eq!(raw.json()["userIds"][0], user);
     let too_long_id = format!("/presence?userId={}", "u".repeat(129));
-    let (status, _, body) = server.http(&live::upgrade_request(&too_long_id, ""));
+    let (status, _, body) = server.http(&crate::live::upgrade_request(&too_long_id, ""));
     assert_eq!(
         (status, body.as_str()),
         (400, "userId longer than 128 characters")
@@ -67,7 +63,9 @@ fn bytes_that_are_not_utf8_are_refused_or_ignored() {
     });
     // In a header value (obs-text): an unreadable header is never a match.
     let origin = [
-        live::upgrade_request("/chat", "").trim_end().as_bytes(),
+        crate::live::upgrade_request("/chat", "")
+            .trim_end()
+            .as_bytes(),
         b"\r\nOrigin: http://good.example\xff\r\n\r\n",
     ]
     .concat();
@@ -112,7 +110,7 @@ fn http_1_0_requests() {
     assert_eq!(status, 200);
     assert!(text.contains("WebSocket signaling server is running"));
     // RFC 6455 requires HTTP/1.1 for the opening handshake.
-    let upgrade = live::upgrade_request("/chat", "").replace("HTTP/1.1", "HTTP/1.0");
+    let upgrade = crate::live::upgrade_request("/chat", "").replace("HTTP/1.1", "HTTP/1.0");
     assert_eq!(status_of(&server, upgrade.as_bytes()), 400);
     assert_eq!(status_of(&server, b"GET /health HTTP/2.0\r\n\r\n"), 400);
 }
@@ -120,7 +118,7 @@ fn http_1_0_requests() {
 #[test]
 fn a_websocket_key_of_the_wrong_length_is_refused() {
     let server = TestServer::default();
-    let good = live::upgrade_request("/chat", "");
+    let good = crate::live::upgrade_request("/chat", "");
     for key in [
         "",
         "x",

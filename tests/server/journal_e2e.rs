@@ -1,8 +1,6 @@
 //! Record and replay end to end: the real `roomd` binary with `--journal`,
 //! clients on several protocols over loopback, then `roomd replay --check`
 //! on the journal, and the replayed sends against what clients received.
-// End-to-end tests wait on real time.
-#![allow(clippy::disallowed_methods)]
 
 use roomd::journal::JournalReader;
 use serde_json::{Value, json};
@@ -14,10 +12,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
-mod live;
-
-use live::TIMEOUT;
-use live::binary::roomd;
+use crate::live::TIMEOUT;
+use crate::live::binary::roomd;
 
 /// A running `roomd` and its log lines.
 struct Server {
@@ -41,7 +37,7 @@ fn start(journal: &Path, by_env: bool, heartbeat_secs: &str) -> Server {
     } else {
         command.arg("--journal").arg(journal);
     }
-    let live::binary::Spawned { child, addr, log } = live::binary::spawn(command);
+    let crate::live::binary::Spawned { child, addr, log } = crate::live::binary::spawn(command);
     Server { child, addr, log }
 }
 

@@ -1,0 +1,15 @@
+//! Tests that never open a socket: the engine driven through a small
+//! harness (one module per protocol), the model-based property test, the
+//! fuzz seeds, and `roomd replay` on recorded journals.
+
+mod common;
+
+mod chat;
+mod fuzz_seeds;
+mod general;
+mod model;
+mod presence;
+mod replay_cli;
+mod scratch;
+mod signal;
+mod stream;

@@ -1,0 +1,19 @@
+//! Tests over real loopback sockets: an in-process server on 127.0.0.1:0
+//! or the `roomd` binary itself, every wait bounded by a timeout.
+
+// End-to-end tests wait on real time.
+#![allow(clippy::disallowed_methods)]
+
+mod live;
+
+mod binary;
+mod connection_churn;
+mod fd_limit;
+mod hostile_http;
+mod hostile_websocket;
+mod http_endpoints;
+mod journal_e2e;
+mod protocols;
+mod reads;
+mod socket_activation;
+mod websocket_limits;
