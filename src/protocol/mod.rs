@@ -14,6 +14,7 @@ pub mod scratch;
 pub mod signal;
 pub mod stream;
 pub mod timestamp;
+pub mod websocket;
 
 /// Rendering of an outbound message as JSON text.
 pub trait Encode {
@@ -112,6 +113,16 @@ impl Protocol {
             Protocol::Presence => "presence",
             Protocol::Chat => "chat",
             Protocol::Stream => "stream",
+        }
+    }
+
+    /// Whether a connection may open with this query string: presence
+    /// needs a `userId` (the others take any). The error is the reason
+    /// given to the client.
+    pub fn check_query(self, query: &str) -> Result<(), &'static str> {
+        match self {
+            Protocol::Presence => presence::user_id_from_query(query).map(drop),
+            _ => Ok(()),
         }
     }
 

@@ -4,16 +4,17 @@
 //! with its addresses and a shutdown handle exposed, for tests and
 //! embedding.
 
-pub mod buffer_pool;
+mod budget;
+mod buffer_pool;
 pub mod clock;
 pub mod config;
-pub mod connection;
+mod connection;
 pub mod http;
-pub mod listen;
+mod listen;
 pub mod logger;
 pub mod metrics;
-pub mod reactor;
-pub mod systemd;
+mod reactor;
+mod systemd;
 
 pub use config::Config;
 pub use reactor::ShutdownHandle;
