@@ -6,13 +6,13 @@
 
 mod budget;
 mod buffer_pool;
-pub mod clock;
+mod clock;
 pub mod config;
 mod connection;
-pub mod http;
+mod http;
 mod listen;
 pub mod logger;
-pub mod metrics;
+mod metrics;
 mod reactor;
 mod systemd;
 
