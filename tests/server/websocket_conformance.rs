@@ -33,6 +33,16 @@ fn x_frame(payload: &str) -> Vec<u8> {
     frame(true, 0x1, &x(payload))
 }
 
+/// A text message in fragments, each part as given.
+fn fragmented(parts: &[&[u8]]) -> Vec<u8> {
+    let last = parts.len() - 1;
+    let opcode = |i| if i == 0 { 0x1 } else { 0x0 };
+    let frames = parts.iter().enumerate();
+    frames
+        .flat_map(|(i, p)| frame(i == last, opcode(i), p))
+        .collect()
+}
+
 /// Connects to `/chat` and reads the greeting.
 fn chat(server: &TestServer) -> Raw {
     let mut raw = Raw::upgrade(server.addr, "/chat", &[]);
@@ -133,7 +143,7 @@ fn answered_then_closed(case: &str, bad: &[u8], code: u16, then: Then) {
 /// message before it first. These define the fix of "everything a client
 /// sent before a protocol error is processed and answered first".
 mod errors {
-    use super::{Then, answered_then_closed};
+    use super::{Then, answered_then_closed, fragmented};
     use crate::live::raw::{close_frame, frame, unmasked_frame};
 
     /// `--max-message-size` of these tests.
@@ -151,16 +161,6 @@ mod errors {
     fn two_fragments(second: impl FnOnce(bool, u8, &[u8]) -> Vec<u8>) -> Vec<u8> {
         let (a, b) = BAD.split_at(10);
         [frame(false, 0x1, a), second(true, 0x0, b)].concat()
-    }
-
-    /// A text message in fragments, each part as given.
-    fn fragmented(parts: &[&[u8]]) -> Vec<u8> {
-        let last = parts.len() - 1;
-        let opcode = |i| if i == 0 { 0x1 } else { 0x0 };
-        let frames = parts.iter().enumerate();
-        frames
-            .flat_map(|(i, p)| frame(i == last, opcode(i), p))
-            .collect()
     }
 
     fn close_code(code: u16) -> Vec<u8> {
@@ -371,13 +371,28 @@ fn valid_utf8_in_one_frame_or_one_byte_fragments_is_answered_unchanged() {
     let mut parts: Vec<&[u8]> = vec![b""];
     parts.extend(message.chunks(1));
     parts.push(b"");
-    let last = parts.len() - 1;
-    let fragments = parts.iter().enumerate().flat_map(|(i, part)| {
-        let opcode = if i == 0 { 0x1 } else { 0x0 };
-        frame(i == last, opcode, part)
-    });
-    raw.send(&fragments.collect::<Vec<u8>>());
+    raw.send(&fragmented(&parts));
     assert_eq!(echo(&mut raw), text, "in one-byte fragments");
+}
+
+/// A message of exactly `--max-message-size` bytes is answered, in one
+/// frame and in fragments (Autobahn 9.1, 9.3, at the limit).
+#[test]
+fn a_message_of_exactly_the_maximum_size_is_answered() {
+    const MAX: usize = 1 << 20;
+    let server = TestServer::start(Config {
+        max_message_size: MAX,
+        ..Config::default()
+    });
+    let mut raw = chat(&server);
+    let pad = "m".repeat(MAX - x("").len());
+    let message = x(&pad);
+    assert_eq!(message.len(), MAX);
+    raw.send(&frame(true, 0x1, &message));
+    assert_eq!(echo(&mut raw), json!(pad), "in one frame");
+    let parts: Vec<&[u8]> = message.chunks(4000).collect();
+    raw.send(&fragmented(&parts));
+    assert_eq!(echo(&mut raw), json!(pad), "in 4000-byte fragments");
 }
 
 /// A client's close with a valid code is echoed, and the server then ends
