@@ -5,7 +5,7 @@
 use super::TIMEOUT;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A masked client frame with any payload length and the FIN bit as given.
 pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
@@ -143,17 +143,16 @@ impl Raw {
     }
 
     /// Every frame the server sends until it ends the connection, and how
-    /// long the end took to come: `Err` if it did not come within
-    /// [`TIMEOUT`] or was a reset rather than an orderly end of stream.
-    pub fn frames_until_eof(&mut self) -> (Vec<(u8, Vec<u8>)>, std::io::Result<Duration>) {
-        let start = Instant::now();
+    /// it ended: `Err` if not within [`TIMEOUT`] or by a reset rather than
+    /// an orderly end of stream.
+    pub fn frames_until_eof(&mut self) -> (Vec<(u8, Vec<u8>)>, std::io::Result<()>) {
         let mut frames = Vec::new();
         loop {
             while let Some(frame) = self.buffered_frame() {
                 frames.push(frame);
             }
             match self.read_more() {
-                Ok(0) => return (frames, Ok(start.elapsed())),
+                Ok(0) => return (frames, Ok(())),
                 Ok(_) => {}
                 Err(e) => return (frames, Err(e)),
             }
