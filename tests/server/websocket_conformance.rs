@@ -12,8 +12,8 @@
 
 use crate::live::raw::{Raw, close_frame, frame};
 use crate::live::{TestServer, eventually_within, metric};
+use roomd::server::CLOSE_GRACE_MS;
 use roomd::server::Config;
-use roomd::server::reactor::CLOSE_GRACE_MS;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -464,13 +464,13 @@ fn messages_before_the_clients_close_are_answered_before_the_reply() {
 }
 
 /// After the server's close for an error, a client that never answers (nor
-/// closes) is dropped within the close grace (plus the once-a-second sweep
-/// and a margin), both for a protocol error (1002) and an engine close
+/// closes) is dropped within the close grace (each connection's deadline
+/// is a timer of its own) plus a margin, both for a protocol error (1002) and an engine close
 /// (1003, a binary frame on a text protocol).
 #[test]
 fn a_client_that_never_answers_the_close_is_dropped_within_the_grace() {
     let server = TestServer::default();
-    let limit = Duration::from_millis(CLOSE_GRACE_MS + 1500);
+    let limit = Duration::from_millis(CLOSE_GRACE_MS + 500);
     let cases = [
         ("a reserved opcode", frame(true, 0x3, b""), 1002),
         ("a binary frame", frame(true, 0x2, &[1, 2, 3]), 1003),
