@@ -51,6 +51,12 @@ pub struct Config {
     /// A client that has not sent a complete request head by then is
     /// dropped (slow-loris). Not a flag. Default 10 s.
     pub request_timeout: Duration,
+    /// TLS listeners (`--tls-listen`). Default none.
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for TLS listeners (`--tls-cert`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS listeners (`--tls-key`).
+    pub tls_key: Option<PathBuf>,
     /// Journal every engine input to this file (JSON Lines, for
     /// `roomd replay`); the file is truncated at start. Default none.
     pub journal: Option<PathBuf>,
@@ -72,6 +78,9 @@ impl Default for Config {
             log_level: log::LevelFilter::Info,
             request_timeout: Duration::from_secs(10),
             journal: None,
+            tls_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -197,6 +206,7 @@ impl std::error::Error for ConfigError {}
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server.
     Serve(Config),

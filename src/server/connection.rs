@@ -4,6 +4,9 @@
 //! the socket is readable or writable, and asks it what it wants next
 //! ([`Connection::interest`], [`Connection::deadline`]).
 //!
+//! A TLS connection has a rustls record layer between the socket and the
+//! rest ([`crate::server::tls`]); nothing above it knows.
+//!
 //! Nothing here touches the engine: the reactor does.
 
 use crate::engine::ConnId;
@@ -11,8 +14,15 @@ use crate::protocol::websocket::{Close, Codec};
 use crate::server::budget::Held;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+
+/// Plaintext handed to rustls per step of a flush: ciphertext of at most
+/// this much waits in rustls at a time, so the outbound queue (which the
+/// budgets count) holds the rest.
+const TLS_PLAINTEXT_STEP: usize = 64 * 1024;
 
 /// Where a connection is in its life.
 #[derive(Debug)]
@@ -63,6 +73,8 @@ pub(crate) enum ReadOutcome {
     WouldBlock,
     /// The peer closed or reset the socket (or it failed).
     Gone,
+    /// The peer broke TLS (`in_handshake`: before the handshake ended).
+    BadTls { in_handshake: bool },
 }
 
 /// What one flush achieved.
@@ -80,6 +92,8 @@ pub(crate) struct Flushed {
 #[derive(Debug)]
 pub(crate) struct Connection {
     stream: TcpStream,
+    /// The TLS record layer, on a TLS listener's connection.
+    tls: Option<Box<ServerConnection>>,
     peer: SocketAddr,
     /// Distinguishes this connection from others that had the same key.
     serial: u64,
@@ -94,20 +108,30 @@ pub(crate) struct Connection {
 
 impl Connection {
     /// A new connection reading its request head into `buf` until
-    /// `deadline_ms`, registered readable under `token`.
+    /// `deadline_ms` (a TLS one if `tls` is given: its handshake must end
+    /// by then too), registered readable under `token`.
+    #[allow(clippy::too_many_arguments)]
     pub fn accept(
         mut stream: TcpStream,
         peer: SocketAddr,
         serial: u64,
+        tls: Option<&Arc<ServerConfig>>,
         buf: Vec<u8>,
         deadline_ms: u64,
         registry: &Registry,
         token: Token,
     ) -> io::Result<Connection> {
+        let tls = match tls {
+            Some(config) => Some(Box::new(
+                ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?,
+            )),
+            None => None,
+        };
         registry.register(&mut stream, token, Interest::READABLE)?;
         let _ = stream.set_nodelay(true);
         Ok(Connection {
             stream,
+            tls,
             peer,
             serial,
             state: State::Request { buf, deadline_ms },
@@ -238,31 +262,35 @@ impl Connection {
     }
 
     /// Reads once into `buf` (at most what the request head may still
-    /// need, while reading one).
+    /// need, while reading one): plaintext, through TLS if it has it.
     pub fn read(&mut self, buf: &mut [u8], max_request: usize) -> ReadOutcome {
         let want = match &self.state {
             State::Request { buf: head, .. } => (max_request + 1).saturating_sub(head.len()),
             _ => buf.len(),
         }
         .min(buf.len());
-        loop {
-            return match self.stream.read(&mut buf[..want]) {
-                // A peer that half-closes after its request still gets
-                // the answer: the flush closes the socket.
-                Ok(0) if matches!(self.state, State::Answered { .. }) => ReadOutcome::WouldBlock,
-                Ok(0) => ReadOutcome::Gone,
-                Ok(n) => ReadOutcome::Data {
-                    n,
-                    filled: n == want,
-                },
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::debug!("{}: read error {e}", self.peer);
-                    ReadOutcome::Gone
-                }
-            };
+        let outcome = match &mut self.tls {
+            None => read_plain(&mut self.stream, &mut buf[..want]),
+            Some(tls) => read_tls(tls, &mut self.stream, &mut buf[..want]),
+        };
+        match outcome {
+            // A peer that half-closes after its request still gets the
+            // answer: the flush closes the socket.
+            ReadOutcome::Gone if matches!(self.state, State::Answered { .. }) => {
+                ReadOutcome::WouldBlock
+            }
+            ReadOutcome::Gone => {
+                log::debug!("{}: gone", self.peer);
+                ReadOutcome::Gone
+            }
+            other => other,
         }
+    }
+
+    /// Whether a flush has something to do (plaintext queued, or TLS
+    /// records to send, a handshake's among them).
+    pub fn wants_write(&self) -> bool {
+        self.queued() > 0 || self.tls.as_ref().is_some_and(|tls| tls.wants_write())
     }
 
     /// Bytes queued and not yet written.
@@ -284,6 +312,11 @@ impl Connection {
         self.dirty = false;
         let mut flushed = Flushed::default();
         loop {
+            if let Some(tls) = &mut self.tls
+                && !write_tls(tls, &mut self.stream)?
+            {
+                break;
+            }
             let unsent = match &self.state {
                 State::Request { .. } => &[][..],
                 State::Answered { out, sent, .. } => &out[*sent..],
@@ -293,7 +326,13 @@ impl Connection {
                 flushed.drained = true;
                 break;
             }
-            let n = match self.stream.write(unsent) {
+            let written = match &mut self.tls {
+                None => self.stream.write(unsent),
+                Some(tls) => tls
+                    .writer()
+                    .write(&unsent[..unsent.len().min(TLS_PLAINTEXT_STEP)]),
+            };
+            let n = match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -307,35 +346,49 @@ impl Connection {
             }
         }
         if flushed.drained {
+            let mut end = false;
             match &mut self.state {
                 State::Answered { out, sent, .. } => {
                     *sent = 0;
                     flushed.spare = Some(std::mem::take(out));
                     flushed.done = true;
+                    end = true;
                 }
                 State::WebSocket { life, .. } => match life {
-                    Life::Finished { .. } => flushed.done = true,
+                    Life::Finished { .. } => {
+                        flushed.done = true;
+                        end = true;
+                    }
                     // The close frame is out: the peer gets FIN at once;
                     // what it still sends is read and discarded, so that
                     // no reset destroys the close frame.
-                    Life::Failed { .. } => {
-                        let _ = self.stream.shutdown(Shutdown::Write);
-                    }
+                    Life::Failed { .. } => end = true,
                     _ => {}
                 },
                 State::Request { .. } => {}
             }
-            if flushed.done {
-                let _ = self.stream.shutdown(Shutdown::Write);
+            if end {
+                self.end_writing();
             }
         }
         Ok(flushed)
     }
 
+    /// Sends TLS's `close_notify` (if TLS) and FIN.
+    fn end_writing(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.send_close_notify();
+            if let Err(e) = write_tls(tls, &mut self.stream) {
+                log::debug!("{}: close_notify not sent: {e}", self.peer);
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
     /// What to be woken for: readable always, writable while bytes are
     /// queued.
     pub fn interest(&self) -> Interest {
-        if self.queued() > 0 {
+        if self.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
@@ -358,4 +411,66 @@ impl Connection {
             log::debug!("deregister: {e}");
         }
     }
+}
+
+/// One read from a plaintext socket.
+fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
+    loop {
+        return match stream.read(buf) {
+            Ok(0) => ReadOutcome::Gone,
+            Ok(n) => ReadOutcome::Data {
+                n,
+                filled: n == buf.len(),
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::debug!("read error {e}");
+                ReadOutcome::Gone
+            }
+        };
+    }
+}
+
+/// Plaintext from a TLS connection: what rustls holds first, else records
+/// read from the socket and processed. rustls refuses more records while
+/// 16 KiB of plaintext waits, so plaintext is always drained first.
+fn read_tls(tls: &mut ServerConnection, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
+    loop {
+        match tls.reader().read(buf) {
+            // The peer's close_notify.
+            Ok(0) => return ReadOutcome::Gone,
+            Ok(n) => return ReadOutcome::Data { n, filled: true },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return ReadOutcome::Gone,
+        }
+        match tls.read_tls(stream) {
+            Ok(0) => return ReadOutcome::Gone,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return ReadOutcome::Gone,
+        }
+        let in_handshake = tls.is_handshaking();
+        if let Err(e) = tls.process_new_packets() {
+            log::debug!("TLS error: {e}");
+            // The alert rustls queued, if the socket takes it.
+            let _ = write_tls(tls, stream);
+            return ReadOutcome::BadTls { in_handshake };
+        }
+    }
+}
+
+/// Writes the TLS records rustls has queued. `Ok(true)` when none is left.
+fn write_tls(tls: &mut ServerConnection, stream: &mut TcpStream) -> io::Result<bool> {
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }

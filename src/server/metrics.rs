@@ -20,6 +20,11 @@ pub struct ServerCounters {
     pub inbound_budget_closes: u64,
     /// Connections dropped for not sending a request head in time.
     pub request_timeouts: u64,
+    /// TLS handshakes that failed (garbage, no shared version or cipher).
+    pub tls_handshake_failures: u64,
+    /// The TLS certificate's `notAfter` (seconds since the epoch), if TLS
+    /// is configured.
+    pub tls_certificate_expiry: Option<i64>,
     /// WebSocket connections open now (read off the reactor's tables).
     pub websockets_open: u64,
     /// Client sockets held now, in any phase (request, WebSocket,
@@ -172,6 +177,12 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             server.request_timeouts,
         ),
         (
+            "roomd_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed.",
+            server.tls_handshake_failures,
+        ),
+        (
             "roomd_accepted_connections_total",
             "counter",
             "TCP connections accepted.",
@@ -206,6 +217,13 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    if let Some(expiry) = server.tls_certificate_expiry {
+        let name = "roomd_tls_certificate_expiry_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The TLS certificate's notAfter, in seconds since the epoch.\n# TYPE {name} gauge\n{name} {expiry}"
         );
     }
     out

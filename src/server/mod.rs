@@ -15,6 +15,7 @@ pub mod logger;
 mod metrics;
 mod reactor;
 mod systemd;
+mod tls;
 
 pub use config::Config;
 pub use reactor::{CLOSE_GRACE_MS, ShutdownHandle};
@@ -30,15 +31,18 @@ pub struct Server {
 
 impl Server {
     /// Binds the listeners: those passed by systemd socket activation if
-    /// any, else `config.listen`.
+    /// any (those named `tls` are TLS), else `config.listen` and
+    /// `config.tls_listen`; loads the TLS certificate and key if a TLS
+    /// listener needs them.
     pub fn bind(config: Config) -> io::Result<Server> {
         let mut listeners = systemd::inherited_listeners()?;
         if listeners.is_empty() {
-            for addr in &config.listen {
+            let plain = config.listen.iter().map(|a| (a, false));
+            for (addr, tls) in plain.chain(config.tls_listen.iter().map(|a| (a, true))) {
                 let l = listen::bind(*addr).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
                 })?;
-                listeners.push(l);
+                listeners.push((l, tls));
             }
         } else {
             log::info!(
@@ -46,16 +50,37 @@ impl Server {
                 listeners.len()
             );
         }
+        let tls = if listeners.iter().any(|(_, tls)| *tls) {
+            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+                let e = "a TLS listener needs --tls-cert and --tls-key";
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+            };
+            let identity =
+                tls::load(cert, key).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(identity)
+        } else {
+            None
+        };
         if config.allow_origins.is_empty() {
             log::warn!("no --allow-origin configured: every origin is allowed");
         }
-        let reactor = reactor::Reactor::new(config, listeners, clock::Clock::seed())?;
+        let reactor = reactor::Reactor::new(config, listeners, tls, clock::Clock::seed())?;
         Ok(Server { reactor })
     }
 
-    /// The addresses actually listened on (useful with port 0).
+    /// The plaintext addresses actually listened on (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.reactor.local_addrs()
+        self.addrs(false)
+    }
+
+    /// The TLS addresses actually listened on.
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(true)
+    }
+
+    fn addrs(&self, tls: bool) -> Vec<SocketAddr> {
+        let all = self.reactor.local_addrs().into_iter();
+        all.filter(|(_, t)| *t == tls).map(|(a, _)| a).collect()
     }
 
     /// A handle that starts the graceful shutdown.
@@ -63,15 +88,17 @@ impl Server {
         self.reactor.shutdown_handle()
     }
 
-    /// Shuts down gracefully on SIGTERM and SIGINT.
+    /// Shuts down gracefully on SIGTERM and SIGINT; reloads the TLS
+    /// certificate and key on SIGHUP.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         self.reactor.handle_signals()
     }
 
     /// Runs until shut down.
     pub fn run(mut self) -> io::Result<()> {
-        for addr in self.local_addrs() {
-            log::info!("listening on {addr}");
+        for (addr, tls) in self.reactor.local_addrs() {
+            let scheme = if tls { "TLS" } else { "plaintext" };
+            log::info!("listening on {addr} ({scheme})");
         }
         systemd::notify_ready();
         self.reactor.run()

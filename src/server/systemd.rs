@@ -26,14 +26,20 @@ fn notify(state: sd_notify::NotifyState<'_>) {
     }
 }
 
-/// TCP listeners passed by socket activation (`LISTEN_FDS`), in order;
-/// empty when not socket-activated.
-pub fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
+/// The name that marks a passed socket as TLS (`FileDescriptorName=tls`).
+const TLS_NAME: &str = "tls";
+
+/// TCP listeners passed by socket activation (`LISTEN_FDS`), in order,
+/// each with whether it is TLS (named `tls` in `LISTEN_FDNAMES`); empty
+/// when not socket-activated.
+pub fn inherited_listeners() -> io::Result<Vec<(TcpListener, bool)>> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    let names: Vec<&str> = names.split(':').collect();
     let mut fds = listenfd::ListenFd::from_env();
     let mut listeners = Vec::new();
     for i in 0..fds.len() {
         match fds.take_tcp_listener(i)? {
-            Some(l) => listeners.push(l),
+            Some(l) => listeners.push((l, names.get(i) == Some(&TLS_NAME))),
             None => log::warn!("inherited descriptor {i} is not a TCP listener; ignored"),
         }
     }

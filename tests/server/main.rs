@@ -16,5 +16,6 @@ mod journal_e2e;
 mod protocols;
 mod reads;
 mod socket_activation;
+mod tls;
 mod websocket_conformance;
 mod websocket_limits;

@@ -10,7 +10,6 @@ use crate::protocol::websocket::Codec;
 use crate::server::connection::Connection;
 use crate::server::http::{self, Decision, ServerView};
 use mio::Token;
-use mio::net::TcpListener;
 use std::io;
 
 /// Sockets beyond `--max-connections` still accepted so that they can be
@@ -24,7 +23,12 @@ impl Reactor {
     /// marked paused and retried as sockets close and on a timer.
     pub(super) fn accept(&mut self, i: usize, now: u64) {
         loop {
-            let (stream, peer) = match self.listeners.get(i).map(TcpListener::accept) {
+            let listener = self.listeners.get(i).map(|l| (l.socket.accept(), l.tls));
+            let (accepted, tls) = match listener {
+                Some((accepted, tls)) => (Some(accepted), tls),
+                None => (None, false),
+            };
+            let (stream, peer) = match accepted {
                 Some(Ok(pair)) => pair,
                 Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     if std::mem::take(&mut self.accept_paused[i])
@@ -73,10 +77,12 @@ impl Reactor {
             let buf = self.pool.take_small(MAX_REQUEST_BYTES);
             let deadline = now + self.config.request_timeout.as_millis() as u64;
             let registry = self.poll.registry();
+            let tls = tls.then(|| self.tls.as_ref().map(|t| &t.config)).flatten();
             match Connection::accept(
                 stream,
                 peer,
                 self.next_serial,
+                tls,
                 buf,
                 deadline,
                 registry,

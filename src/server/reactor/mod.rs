@@ -18,6 +18,7 @@ use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::connection::{Connection, Life};
 use crate::server::metrics::ServerCounters;
+use crate::server::tls::TlsIdentity;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -28,11 +29,11 @@ use std::time::Duration;
 use timers::{Timer, Timers};
 
 mod accept;
-mod shutdown;
+mod lifecycle;
 mod timers;
 mod transfer;
 
-pub use shutdown::ShutdownHandle;
+pub use lifecycle::ShutdownHandle;
 
 /// How long a closing WebSocket waits for the peer's close frame.
 pub const CLOSE_GRACE_MS: u64 = 2_000;
@@ -51,12 +52,22 @@ const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 1024;
 
+/// A listening socket.
+#[derive(Debug)]
+struct Listener {
+    socket: TcpListener,
+    /// Its connections speak TLS.
+    tls: bool,
+}
+
 /// The reactor and everything it owns.
 pub(crate) struct Reactor {
     /// The input journal (`--journal`), if any.
     journal: Option<JournalWriter<std::fs::File>>,
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
+    /// The certificate and key of TLS listeners (reloaded on SIGHUP).
+    tls: Option<TlsIdentity>,
     /// Per listener: accepting failed for lack of resources, so it is
     /// retried (see `accept`).
     accept_paused: Vec<bool>,
@@ -107,21 +118,23 @@ impl std::fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    /// A reactor on already-bound listeners, with an engine seeded `seed`.
+    /// A reactor on already-bound listeners (`true` for TLS ones, served
+    /// with `tls`), with an engine seeded `seed`.
     pub fn new(
         config: Config,
-        listeners: Vec<std::net::TcpListener>,
+        listeners: Vec<(std::net::TcpListener, bool)>,
+        tls: Option<TlsIdentity>,
         seed: u64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut mio_listeners = Vec::new();
-        for (i, l) in listeners.into_iter().enumerate() {
+        for (i, (l, tls)) in listeners.into_iter().enumerate() {
             l.set_nonblocking(true)?;
-            let mut l = TcpListener::from_std(l);
+            let mut socket = TcpListener::from_std(l);
             poll.registry()
-                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            mio_listeners.push(l);
+                .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            mio_listeners.push(Listener { socket, tls });
         }
         let engine_config = config.engine_config();
         let clock = Clock::start();
@@ -140,6 +153,7 @@ impl Reactor {
             poll,
             accept_paused: vec![false; mio_listeners.len()],
             listeners: mio_listeners,
+            tls,
             conns: Slab::new(),
             tokens: ConnMap::default(),
             engine: Engine::new(engine_config, seed),
@@ -168,11 +182,11 @@ impl Reactor {
         })
     }
 
-    /// The listeners' local addresses.
-    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+    /// The listeners' local addresses, and whether each is TLS.
+    pub fn local_addrs(&self) -> Vec<(std::net::SocketAddr, bool)> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|l| Some((l.socket.local_addr().ok()?, l.tls)))
             .collect()
     }
 
@@ -384,6 +398,7 @@ impl Reactor {
         ServerCounters {
             websockets_open: self.tokens.len() as u64,
             sockets_open: self.conns.len() as u64,
+            tls_certificate_expiry: self.tls.as_ref().map(|t| t.not_after_secs),
             ..self.counters
         }
     }

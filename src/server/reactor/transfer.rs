@@ -38,7 +38,19 @@ impl Reactor {
             }
             let (n, filled) = match conn.read(&mut scratch, MAX_REQUEST_BYTES) {
                 ReadOutcome::Data { n, filled } => (n, filled),
-                ReadOutcome::WouldBlock => break,
+                ReadOutcome::WouldBlock => {
+                    // A TLS handshake's records wait to be sent.
+                    if conn.wants_write() {
+                        self.mark_dirty(k);
+                    }
+                    break;
+                }
+                ReadOutcome::BadTls { in_handshake } => {
+                    self.counters.tls_handshake_failures += u64::from(in_handshake);
+                    self.drop_conn(k);
+                    self.report_closed(now);
+                    break;
+                }
                 ReadOutcome::Gone => {
                     self.drop_conn(k);
                     self.report_closed(now);
@@ -90,7 +102,7 @@ impl Reactor {
                 }
             }
         }
-        if self.conns.get(k).is_some_and(|c| c.queued() > 0) {
+        if self.conns.get(k).is_some_and(|c| c.wants_write()) {
             self.mark_dirty(k);
         }
         let Some(conn) = self.conns.get_mut(k) else {

@@ -218,7 +218,12 @@ pub fn eventually_within(limit: Duration, what: &str, mut f: impl FnMut() -> boo
 
 /// The value of a metric line `name value` in `/metrics`.
 pub fn metric(server: &TestServer, name: &str) -> u64 {
-    let (_, _, body) = server.get("/metrics");
+    metric_at(server.addr, name)
+}
+
+/// [`metric`] of the server listening on `addr`.
+pub fn metric_at(addr: SocketAddr, name: &str) -> u64 {
+    let (_, _, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no metric {name}"))

@@ -1,4 +1,5 @@
-//! Ending the reactor: the shutdown handle, SIGTERM and SIGINT, and the
+//! The reactor's lifecycle: signals (SIGHUP reloads the TLS certificate
+//! and key; SIGTERM and SIGINT shut down), the shutdown handle, and the
 //! graceful shutdown (1001 to every WebSocket, a grace for their close
 //! handshakes).
 
@@ -36,11 +37,12 @@ impl Reactor {
         }
     }
 
-    /// Shuts down on SIGTERM and SIGINT.
+    /// Shuts down on SIGTERM and SIGINT; reloads TLS on SIGHUP.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGHUP,
         ])?;
         self.poll
             .registry()
@@ -50,11 +52,34 @@ impl Reactor {
     }
 
     pub(super) fn on_signals(&mut self) {
-        if let Some(signals) = &mut self.signals {
-            for signal in signals.pending() {
+        let Some(signals) = &mut self.signals else {
+            return;
+        };
+        let pending: Vec<i32> = signals.pending().collect();
+        for signal in pending {
+            if signal == signal_hook::consts::SIGHUP {
+                self.reload_tls();
+            } else {
                 log::info!("signal {signal}: shutting down");
                 self.flag.store(true, Ordering::SeqCst);
             }
+        }
+    }
+
+    /// Re-reads the TLS certificate and key: new connections get them,
+    /// open ones keep theirs; a pair that does not load is logged and the
+    /// old one kept.
+    fn reload_tls(&mut self) {
+        let (Some(cert), Some(key)) = (&self.config.tls_cert, &self.config.tls_key) else {
+            log::info!("SIGHUP: no TLS certificate configured, nothing to reload");
+            return;
+        };
+        match crate::server::tls::load(cert, key) {
+            Ok(identity) => {
+                log::info!("SIGHUP: TLS certificate and key reloaded");
+                self.tls = Some(identity);
+            }
+            Err(e) => log::warn!("SIGHUP: {e}; keeping the current certificate"),
         }
     }
 
@@ -65,7 +90,7 @@ impl Reactor {
         self.shutting_down = true;
         self.timers.set(Timer::Shutdown, now + SHUTDOWN_GRACE_MS);
         for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
+            let _ = self.poll.registry().deregister(&mut l.socket);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
