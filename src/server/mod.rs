@@ -97,8 +97,8 @@ impl Server {
     /// Runs until shut down.
     pub fn run(mut self) -> io::Result<()> {
         for (addr, tls) in self.reactor.local_addrs() {
-            let scheme = if tls { "TLS" } else { "plaintext" };
-            log::info!("listening on {addr} ({scheme})");
+            let with = if tls { " with TLS" } else { "" };
+            log::info!("listening on {addr}{with}");
         }
         systemd::notify_ready();
         self.reactor.run()
