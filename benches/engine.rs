@@ -130,7 +130,7 @@ fn mixed_workload() {
             return n + 1;
         }
         if r < 4 {
-            e.handle(now, Input::Tick);
+            e.handle(now, Input::Timeout);
             return e.drain_outputs().count();
         }
         let room = rng.below(200);

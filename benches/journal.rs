@@ -84,7 +84,7 @@ fn workload(rounds: u64) -> Vec<(u64, Input)> {
             out.push((T0 + round * 8 + k as u64, input));
         }
         if round % 100 == 0 {
-            out.push((T0 + round * 8 + 7, Input::Tick));
+            out.push((T0 + round * 8 + 7, Input::Timeout));
         }
     }
     out

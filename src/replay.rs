@@ -256,7 +256,7 @@ mod tests {
             open(2, "/chat"),
             text(1, r#"{"type":"chat","payload":"hi"}"#),
             text(2, "not json"),
-            Input::Tick,
+            Input::Timeout,
             Input::Closed { conn: ConnId(1) },
         ]
     }

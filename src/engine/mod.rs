@@ -6,9 +6,11 @@
 //! Layout: this file holds the API (inputs, outputs, config, counters) and
 //! the dispatch of inputs; `route` gives each path its own protocol state
 //! (`scratch`, `signal`, `presence`, `chat`, `stream`, one module each);
-//! `outbox` queues outputs and counts them; `heartbeat` and `rate_limit`
-//! are the per-connection timers and token buckets; `ordered` is the
-//! insertion-ordered member map; `inspect` the read-only introspection.
+//! `outbox` queues outputs and counts them; `timers` says when the engine
+//! next wants [`Input::Timeout`] and fires what is due; `heartbeat` and
+//! `rate_limit` are the per-connection deadlines and token buckets;
+//! `ordered` is the insertion-ordered member map; `inspect` the read-only
+//! introspection.
 //!
 //! Engine-side closes: a binary message gets [`Output::Close`] 1003; a
 //! connection over the rate limit for `rate_limit_close_after_ms` gets
@@ -19,7 +21,7 @@
 //! every case the engine has already removed it, and told its peers.
 
 use crate::protocol::Protocol;
-use heartbeat::{Due, Heartbeats, Liveness};
+use heartbeat::{Heartbeats, Liveness};
 use outbox::{Cx, Outbox};
 use rate_limit::{TokenBucket, Verdict};
 use route::Route;
@@ -39,6 +41,7 @@ mod route;
 mod scratch;
 mod signal;
 mod stream;
+mod timers;
 
 mod conn_map;
 pub use conn_map::{ConnMap, IdHasher};
@@ -91,8 +94,12 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Periodic wake-up, at least once a second: heartbeats, stats.
-    Tick,
+    /// The time given with it has come: fires every timer due by then
+    /// (heartbeat pings and deaths, presence stats). Send it when
+    /// [`Engine::poll_timeout`] says; an early one does nothing. Journals
+    /// written before it was renamed say `tick`.
+    #[serde(alias = "tick")]
+    Timeout,
 }
 
 /// What the engine asks the reactor to do.
@@ -148,6 +155,16 @@ pub struct EngineConfig {
     pub rate_limit_close_after_ms: u64,
     /// Rooms one connection may be in at once (signal, stream). Default 32.
     pub max_rooms_per_conn: usize,
+}
+
+impl EngineConfig {
+    /// The granule every deadline is rounded up to, so that connections
+    /// opened close together share one wake-up: a quarter of the heartbeat
+    /// interval, between 10 ms and 1,000 ms (1,000 ms by default). A ping
+    /// is at most one granule late.
+    pub fn timer_granularity_ms(&self) -> u64 {
+        (self.heartbeat_interval_ms / 4).clamp(10, 1000)
+    }
 }
 
 impl Default for EngineConfig {
@@ -286,7 +303,7 @@ impl Engine {
                     log::debug!("close of unknown connection {conn:?}");
                 }
             }
-            Input::Tick => self.tick(now),
+            Input::Timeout => self.timeout(now),
         }
     }
 
@@ -328,9 +345,7 @@ impl Engine {
         let route = match self.route_index.get(&path) {
             Some(&i) => i,
             None => {
-                let interval = self.config.presence_stats_interval_ms;
-                self.routes
-                    .push(Route::new(path.clone(), protocol, now, interval));
+                self.routes.push(Route::new(path.clone(), protocol));
                 self.route_index.insert(path, self.routes.len() - 1);
                 self.routes.len() - 1
             }
@@ -376,8 +391,7 @@ impl Engine {
                 bucket,
             },
         );
-        self.heartbeats
-            .schedule(now, self.config.heartbeat_interval_ms, conn, serial);
+        self.heartbeats.schedule(&self.config, now, conn, serial);
     }
 
     fn text(&mut self, now: u64, conn: ConnId, text: &str) {
@@ -431,29 +445,7 @@ impl Engine {
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         self.routes[c.route].close(conn, &mut cx);
         cx.stats().connections -= 1;
+        self.drop_gone_heartbeats();
         true
-    }
-
-    fn tick(&mut self, now: u64) {
-        let interval = self.config.heartbeat_interval_ms;
-        while let Some((conn, serial)) = self.heartbeats.pop_due(now) {
-            let Some(c) = self.conns.get_mut(&conn).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            match self
-                .heartbeats
-                .fire(now, interval, conn, serial, &mut c.live)
-            {
-                Due::Ping => self.out.outputs.push(Output::Ping { conn }),
-                Due::Dead => {
-                    log::debug!("{conn:?} silent since its last ping: terminated");
-                    self.out.outputs.push(Output::Terminate { conn });
-                    self.disconnect(now, conn);
-                }
-            }
-        }
-        for route in &mut self.routes {
-            route.tick(now, self.config.presence_stats_interval_ms);
-        }
     }
 }

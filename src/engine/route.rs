@@ -1,12 +1,12 @@
 //! Routes: each path is its own namespace holding one protocol's state.
 
-use super::ConnId;
 use super::chat::{self, ChatRoute};
 use super::outbox::Cx;
 use super::presence::{self, PresenceRoute};
 use super::scratch::ScratchRoute;
 use super::signal::SignalRoute;
 use super::stream::StreamRoute;
+use super::{ConnId, EngineConfig};
 use crate::protocol::Protocol;
 
 /// One protocol's state on one route.
@@ -30,12 +30,12 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// An empty route created at `now_ms`.
-    pub fn new(path: String, protocol: Protocol, now_ms: u64, stats_interval_ms: u64) -> Self {
+    /// An empty route.
+    pub fn new(path: String, protocol: Protocol) -> Self {
         let state = match protocol {
             Protocol::Scratch => State::Scratch(ScratchRoute::default()),
             Protocol::Signal => State::Signal(SignalRoute::default()),
-            Protocol::Presence => State::Presence(PresenceRoute::new(now_ms, stats_interval_ms)),
+            Protocol::Presence => State::Presence(PresenceRoute::default()),
             Protocol::Chat => State::Chat(ChatRoute::default()),
             Protocol::Stream => State::Stream(StreamRoute::default()),
         };
@@ -90,10 +90,19 @@ impl Route {
         }
     }
 
-    /// Periodic work (the presence `stats:` line).
-    pub fn tick(&mut self, now_ms: u64, stats_interval_ms: u64) {
+    /// When this route next has something due (the presence `stats:`
+    /// line, while it has connections).
+    pub fn next_timeout(&self, config: &EngineConfig) -> Option<u64> {
+        match &self.state {
+            State::Presence(s) => s.next_stats(config),
+            _ => None,
+        }
+    }
+
+    /// Fires what is due at `now_ms` (the presence `stats:` line).
+    pub fn timeout(&mut self, config: &EngineConfig, now_ms: u64) {
         if let State::Presence(s) = &mut self.state {
-            s.tick(&self.path, now_ms, stats_interval_ms);
+            s.timeout(&self.path, config, now_ms);
         }
     }
 

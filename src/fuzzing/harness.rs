@@ -26,7 +26,10 @@ pub struct Conn {
 /// member of (except the leaver's own `left`/`peer-left` and errors), or
 /// uses an unknown close code; or if the engine's own
 /// [`Engine::check_invariants`] fails, or its connection count differs from
-/// the harness's.
+/// the harness's; or if its timers are off: an [`Input::Timeout`] before
+/// [`Engine::poll_timeout`] produces something, leaves a deadline at or
+/// before its time, or a deadline exists without connections (or none
+/// with them: heartbeats are on).
 #[derive(Debug)]
 pub struct Harness {
     engine: Engine,
@@ -139,15 +142,23 @@ impl Harness {
             | Input::Binary { conn, .. }
             | Input::Pong { conn }
             | Input::Closed { conn } => Some(*conn),
-            Input::Tick => None,
+            Input::Timeout => None,
         };
         let sender_path = sender.and_then(|c| self.conns.get(&c)).map(|c| c.path);
         if let Input::Closed { conn } = &input {
             self.conns.remove(conn);
         }
         let journaled = self.journal.is_some().then(|| input.clone());
+        let timeout = input == Input::Timeout;
+        let early = self
+            .engine
+            .poll_timeout()
+            .is_none_or(|due| due > self.now_ms);
         self.engine.handle(self.now_ms, input);
         let outputs: Vec<Output> = self.engine.drain_outputs().collect();
+        if timeout {
+            self.check_timeout(early, &outputs);
+        }
         if let (Some(journal), Some(input)) = (&mut self.journal, journaled) {
             journal.record(self.now_ms, &input, &outputs);
         }
@@ -181,6 +192,26 @@ impl Harness {
             self.engine.connection_count(),
             self.conns.len(),
             "engine and harness disagree on the open connections"
+        );
+        assert_eq!(
+            self.engine.poll_timeout().is_some(),
+            !self.conns.is_empty(),
+            "a deadline exactly while connections are open"
+        );
+    }
+
+    /// A timeout before the engine's deadline does nothing; one at or after
+    /// it fires everything due, leaving only later deadlines.
+    fn check_timeout(&self, early: bool, outputs: &[Output]) {
+        assert!(
+            !early || outputs.is_empty(),
+            "a timeout before the deadline produced {outputs:?}"
+        );
+        let next = self.engine.poll_timeout();
+        assert!(
+            next.is_none_or(|due| due > self.now_ms),
+            "a deadline at {next:?} is still due after a timeout at {}",
+            self.now_ms
         );
     }
 

@@ -49,3 +49,17 @@ pub(crate) struct RecordRef<'a> {
     pub(crate) input: &'a Input,
     pub(crate) digest: Digest,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_timeout_was_named_still_read() {
+        let old = r#"{"time":5,"input":{"kind":"tick"},"digest":"af63bd4c8601b7df"}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(record.input, Input::Timeout);
+        let new = serde_json::to_string(&record).unwrap();
+        assert!(new.contains(r#""input":{"kind":"timeout"}"#), "{new}");
+    }
+}

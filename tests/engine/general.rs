@@ -89,7 +89,7 @@ fn heartbeats_ping_and_terminate_the_silent() {
 }
 
 #[test]
-fn ticks_only_visit_due_connections_and_late_ticks_ping_once() {
+fn timeouts_only_visit_due_connections_and_late_timeouts_ping_once() {
     let config = EngineConfig {
         heartbeat_interval_ms: 1000,
         ..EngineConfig::default()
@@ -332,7 +332,7 @@ fn extreme_and_backward_times_do_not_panic() {
                 c,
                 r#"{"type":"chat-message","roomId":"r","userId":"u","content":"c"}"#,
             );
-            h.input(Input::Tick);
+            h.input(Input::Timeout);
             h.close(c);
         }
     }

@@ -43,7 +43,7 @@ fn inputs() -> Vec<Input> {
             conn: ConnId(1),
             text: r#"{"type":"PING"}"#.into(),
         },
-        Input::Tick,
+        Input::Timeout,
     ]
 }
 

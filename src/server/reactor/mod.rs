@@ -150,9 +150,9 @@ impl Reactor {
             rate_limit_burst: config.rate_limit.saturating_mul(2),
             ..EngineConfig::default()
         };
-        // The engine is woken at least once a second, and often enough to
-        // keep heartbeats within a quarter of an interval.
-        let tick_ms = (engine_config.heartbeat_interval_ms / 4).clamp(10, 1000);
+        // The engine is woken every timer granule (its deadlines are
+        // rounded to it).
+        let tick_ms = engine_config.timer_granularity_ms();
         let clock = Clock::start();
         let now = clock.now_ms();
         log::info!("engine seed {seed}");
@@ -287,7 +287,7 @@ impl Reactor {
             let tick = now >= self.next_tick_ms;
             if tick {
                 self.next_tick_ms = now + self.tick_ms;
-                self.feed(now, Input::Tick);
+                self.feed(now, Input::Timeout);
                 self.sweep(now);
                 if let Some(journal) = &mut self.journal {
                     journal.flush_if_due(now);
