@@ -33,7 +33,6 @@ fn open(e: &mut Engine, now: u64, conn: u64, protocol: Protocol, query: String) 
             protocol,
             path,
             query,
-            origin: None,
             peer: None,
         },
     );

@@ -244,7 +244,6 @@ mod tests {
             protocol: Protocol::Chat,
             path: path.into(),
             query: String::new(),
-            origin: None,
             peer: None,
         };
         let text = |conn, text: &str| Input::Text {

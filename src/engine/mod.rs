@@ -21,6 +21,7 @@
 //! every case the engine has already removed it, and told its peers.
 
 use crate::protocol::Protocol;
+use core::net::SocketAddr;
 use heartbeat::{Heartbeats, Liveness};
 use outbox::{Cx, Outbox};
 use rate_limit::{TokenBucket, Verdict};
@@ -65,10 +66,8 @@ pub enum Input {
         path: String,
         /// The raw query string (without `?`), possibly empty.
         query: String,
-        /// The `Origin` header, if any.
-        origin: Option<String>,
         /// The peer's address, for logs.
-        peer: Option<String>,
+        peer: Option<SocketAddr>,
     },
     /// A complete text message.
     Text {
@@ -290,8 +289,7 @@ impl Engine {
                 path,
                 query,
                 peer,
-                ..
-            } => self.open(now, conn, protocol, path, &query, peer.as_deref()),
+            } => self.open(now, conn, protocol, path, &query, peer),
             Input::Text { conn, text } => self.text(now, conn, &text),
             Input::Binary { conn, len } => self.binary(now, conn, len),
             Input::Pong { conn } => match self.conns.get_mut(&conn) {
@@ -336,7 +334,7 @@ impl Engine {
         protocol: Protocol,
         path: String,
         query: &str,
-        peer: Option<&str>,
+        peer: Option<SocketAddr>,
     ) {
         if self.conns.contains_key(&conn) {
             log::debug!("open of already open connection {conn:?} ignored");

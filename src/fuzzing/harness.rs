@@ -126,8 +126,7 @@ impl Harness {
             protocol,
             path: path.to_string(),
             query,
-            origin: None,
-            peer: Some("127.0.0.1:40000".to_string()),
+            peer: Some(core::net::SocketAddr::from(([127, 0, 0, 1], 40_000))),
         });
         conn
     }

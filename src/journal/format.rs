@@ -62,4 +62,16 @@ mod tests {
         let new = serde_json::to_string(&record).unwrap();
         assert!(new.contains(r#""input":{"kind":"timeout"}"#), "{new}");
     }
+
+    #[test]
+    fn opens_keep_their_peer_text_and_old_ones_with_an_origin_still_read() {
+        let old = r#"{"time":5,"input":{"kind":"open","conn":1,"protocol":"chat","path":"/chat","query":"","origin":"http://a","peer":"[::1]:40000"},"digest":"af63bd4c8601b7df"}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let Input::Open { peer, .. } = &record.input else {
+            panic!("{record:?}");
+        };
+        assert_eq!(*peer, Some("[::1]:40000".parse().unwrap()));
+        let new = serde_json::to_string(&record).unwrap();
+        assert_eq!(new, old.replace(r#""origin":"http://a","#, ""));
+    }
 }

@@ -61,8 +61,7 @@ impl Harness {
             protocol,
             path: path.into(),
             query: query.into(),
-            origin: None,
-            peer: Some("127.0.0.1:1".into()),
+            peer: Some(([127, 0, 0, 1], 1).into()),
         });
         conn
     }

@@ -208,7 +208,6 @@ fn inputs_for_unknown_connections_are_ignored() {
         protocol: Protocol::Chat,
         path: "/chat".into(),
         query: String::new(),
-        origin: None,
         peer: None,
     });
     h.expect_nothing(a);

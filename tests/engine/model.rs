@@ -432,7 +432,6 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
                     protocol,
                     path,
                     query,
-                    origin: None,
                     peer: None,
                 }
             }

@@ -52,7 +52,6 @@ fn many_opens_within_one_granule_share_one_deadline() {
                 protocol: Protocol::Signal,
                 path: "/signal".into(),
                 query: String::new(),
-                origin: None,
                 peer: None,
             },
         );

@@ -211,7 +211,7 @@ impl Reactor {
         http::write_switching_protocols(&mut head, accept);
         conn.out = head;
         conn.sent = 0;
-        let peer = peer_string(conn.peer);
+        let peer = conn.peer;
         self.tokens.insert(id, k);
         self.mark_dirty(k);
         log::debug!("{peer}: {id:?} opened {} ({protocol})", req.path);
@@ -222,71 +222,11 @@ impl Reactor {
                 protocol,
                 path: req.path,
                 query: req.query,
-                origin: req.origin,
                 peer: Some(peer),
             },
         );
         if has_early {
             self.on_ws_bytes(k, 0, now);
-        }
-    }
-}
-
-/// `peer` as `SocketAddr`'s `Display` writes it, without the formatting
-/// machinery for the common IPv4 case (it was 4% of a handshake's
-/// instructions).
-fn peer_string(peer: std::net::SocketAddr) -> String {
-    let std::net::SocketAddr::V4(v4) = peer else {
-        return peer.to_string();
-    };
-    let mut out = String::with_capacity(21);
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
-        }
-        push_decimal(&mut out, u32::from(octet));
-    }
-    out.push(':');
-    push_decimal(&mut out, u32::from(v4.port()));
-    out
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::peer_string;
-    use std::net::SocketAddr;
-
-    #[test]
-    fn peer_string_is_display() {
-        for addr in [
-            "0.0.0.0:0",
-            "127.0.0.1:8080",
-            "255.255.255.255:65535",
-            "10.20.3.100:9",
-            "[::1]:443",
-        ] {
-            let Ok(peer) = addr.parse::<SocketAddr>() else {
-                panic!("{addr} does not parse");
-            };
-            assert_eq!(peer_string(peer), peer.to_string());
         }
     }
 }
