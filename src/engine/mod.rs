@@ -12,15 +12,18 @@
 //! `ordered` is the insertion-ordered member map; `inspect` the read-only
 //! introspection.
 //!
-//! Engine-side closes: a binary message gets [`Output::Close`] 1003; a
-//! connection over the rate limit for `rate_limit_close_after_ms` gets
-//! 1008; a presence connection opened without a valid `userId` (which the
-//! reactor should have refused with `400`) gets 1008; an open on a path
-//! already serving another protocol gets 1011. A connection silent for a
-//! whole heartbeat interval after a ping gets [`Output::Terminate`]. In
-//! every case the engine has already removed it, and told its peers.
+//! Engine-side closes ([`Output::Close`] with a [`CloseReason`]): a binary
+//! message gets `Binary` (1003); a connection over the rate limit for
+//! `rate_limit_close_after_ms` gets `RateLimited` (1008); a presence
+//! connection opened without a valid `userId` (which the reactor should
+//! have refused with `400`) gets `InvalidUserId` (1008); an open on a path
+//! already serving another protocol gets `RouteMismatch` (1011). A
+//! connection silent for a whole heartbeat interval after a ping gets
+//! [`Output::Terminate`]. In every case the engine has already removed
+//! it, and told its peers.
 
-use crate::protocol::Protocol;
+use crate::protocol::close::CloseReason;
+use crate::protocol::{Protocol, RATE_LIMIT_EXCEEDED};
 use core::net::SocketAddr;
 use heartbeat::{Heartbeats, Liveness};
 use outbox::{Cx, Outbox};
@@ -121,10 +124,8 @@ pub enum Output {
     Close {
         /// The connection.
         conn: ConnId,
-        /// The WebSocket close code (see PROTOCOLS.md).
-        code: u16,
-        /// A short human-readable reason.
-        reason: &'static str,
+        /// Why: gives the close code and reason text.
+        reason: CloseReason,
     },
     /// Drop the socket at once, without a handshake (dead peer). The engine
     /// has already removed the connection from every room.
@@ -215,9 +216,6 @@ impl Stats {
         &self.per_protocol[protocol.index()]
     }
 }
-
-/// The error text sent for a message refused by the rate limiter.
-pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
 
 /// An open connection as the engine knows it.
 #[derive(Debug)]
@@ -353,22 +351,15 @@ impl Engine {
                 "{conn:?}: {} is not a {protocol} route",
                 self.routes[route].path
             );
-            let reason = "route protocol mismatch";
-            self.out.outputs.push(Output::Close {
-                conn,
-                code: 1011,
-                reason,
-            });
+            let reason = CloseReason::RouteMismatch;
+            self.out.outputs.push(Output::Close { conn, reason });
             return;
         }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, protocol);
-        if let Err(reason) = self.routes[route].open(conn, query, &mut cx) {
-            log::debug!("{conn:?} refused: {reason}");
-            self.out.outputs.push(Output::Close {
-                conn,
-                code: 1008,
-                reason,
-            });
+        if let Err(e) = self.routes[route].open(conn, query, &mut cx) {
+            let reason = CloseReason::InvalidUserId(e);
+            log::debug!("{conn:?} refused: {}", reason.reason());
+            self.out.outputs.push(Output::Close { conn, reason });
             return;
         }
         cx.stats().connections += 1;
@@ -412,7 +403,7 @@ impl Engine {
             }
             Verdict::Close => {
                 cx.stats().rate_limited += 1;
-                self.close(now, conn, 1008, RATE_LIMIT_EXCEEDED);
+                self.close(now, conn, CloseReason::RateLimited);
             }
         }
     }
@@ -425,12 +416,12 @@ impl Engine {
         let stats = &mut self.out.stats.per_protocol[c.protocol.index()];
         stats.messages_in += 1;
         stats.bytes_in += len as u64;
-        self.close(now, conn, 1003, "binary messages are not supported");
+        self.close(now, conn, CloseReason::Binary);
     }
 
     /// Asks the reactor to close `conn` and removes it from everything.
-    fn close(&mut self, now: u64, conn: ConnId, code: u16, reason: &'static str) {
-        self.out.outputs.push(Output::Close { conn, code, reason });
+    fn close(&mut self, now: u64, conn: ConnId, reason: CloseReason) {
+        self.out.outputs.push(Output::Close { conn, reason });
         self.disconnect(now, conn);
     }
 

@@ -5,7 +5,9 @@ use super::outbox::Cx;
 use super::timers::deadline;
 use super::{ConnId, ConnMap, EngineConfig};
 use crate::protocol::Encode;
-use crate::protocol::presence::{Command, Message, UserId, decode, user_id_from_query};
+use crate::protocol::presence::{
+    Command, Message, UserId, UserIdError, decode, user_id_from_query,
+};
 use std::collections::HashSet;
 
 /// One connection: its user and its `connectionId`.
@@ -32,7 +34,7 @@ impl PresenceRoute {
     /// A connection opened with `query`: greets it and, if its user just
     /// came online, tells every other user. Refuses a query without a
     /// valid `userId`.
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), &'static str> {
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
         let user = user_id_from_query(query)?;
         let base = format!("{user}-{}", cx.now);
         let mut connection_id = base.clone();

@@ -8,6 +8,7 @@ use super::signal::SignalRoute;
 use super::stream::StreamRoute;
 use super::{ConnId, EngineConfig};
 use crate::protocol::Protocol;
+use crate::protocol::presence::UserIdError;
 
 /// One protocol's state on one route.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ impl Route {
 
     /// A connection opened with `query`; `Err` refuses it (presence
     /// without a valid `userId`).
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), &'static str> {
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
         match &mut self.state {
             State::Scratch(s) => s.open(conn, cx),
             State::Signal(s) => s.open(conn),

@@ -3,10 +3,8 @@
 use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use crate::journal::{Digest, JournalWriter};
 use crate::protocol::Protocol;
+use crate::protocol::close::CloseReason;
 use std::collections::BTreeMap;
-
-/// Close codes the engine may use (PROTOCOLS.md).
-const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
 
 /// A connection the harness opened and the engine has not closed.
 #[derive(Clone, Debug)]
@@ -24,7 +22,7 @@ pub struct Conn {
 /// route, follows a close of the same connection, is not a JSON object with
 /// a string `type`, carries a `roomId`/`sessionId` its recipient is not a
 /// member of (except the leaver's own `left`/`peer-left` and errors), or
-/// uses an unknown close code; or if the engine's own
+/// is a close the engine does not make; or if the engine's own
 /// [`Engine::check_invariants`] fails, or its connection count differs from
 /// the harness's; or if its timers are off: an [`Input::Timeout`] before
 /// [`Engine::poll_timeout`] produces something, leaves a deadline at or
@@ -289,8 +287,18 @@ impl Harness {
                     self.signal_rooms.push(room.to_string());
                 }
             }
-            Output::Close { code, .. } => {
-                assert!(CLOSE_CODES.contains(code), "unknown close code: {output:?}");
+            Output::Close { reason, .. } => {
+                // The engine's own closes; the others are the reactor's.
+                assert!(
+                    matches!(
+                        reason,
+                        CloseReason::Binary
+                            | CloseReason::RateLimited
+                            | CloseReason::InvalidUserId(_)
+                            | CloseReason::RouteMismatch
+                    ),
+                    "a close the engine does not make: {output:?}"
+                );
             }
             Output::Ping { .. } | Output::Terminate { .. } => {}
         }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod chat;
+pub mod close;
 pub mod envelope;
 pub mod frame;
 pub mod http;
@@ -58,6 +59,10 @@ std::thread_local! {
     /// Where [`Encode::encode`] writes before copying out the result.
     static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// The error text sent for a message refused by the rate limiter, and the
+/// reason of the close after too long over the limit.
+pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
 
 /// `{"type":"error","message":M}`: the error message of `scratch`,
 /// `signal` and `stream`.

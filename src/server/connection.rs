@@ -4,6 +4,7 @@
 //! Nothing here touches the engine or the poll registry: the reactor does.
 
 use crate::engine::ConnId;
+use crate::protocol::close::CloseReason;
 use crate::protocol::frame::FrameBoundaries;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -86,8 +87,8 @@ pub enum Flow {
     Continue,
     /// The close handshake is complete: drop the socket once flushed.
     Finished,
-    /// A WebSocket-level error: a close frame with this code was queued.
-    Failed(u16),
+    /// A WebSocket-level error: a close frame for this reason was queued.
+    Failed(CloseReason),
 }
 
 /// The stream tungstenite sees: reads come from a chunk the reactor already
@@ -185,14 +186,14 @@ impl WsState {
                 }
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Flow::Finished,
                 Err(e) => {
-                    let (code, reason) = match e {
-                        Error::Capacity(_) => (1009, "message too big"),
-                        Error::Utf8(_) => (1007, "invalid UTF-8"),
-                        _ => (1002, "protocol error"),
+                    let reason = match e {
+                        Error::Capacity(_) => CloseReason::MessageTooBig,
+                        Error::Utf8(_) => CloseReason::InvalidUtf8,
+                        _ => CloseReason::ProtocolError,
                     };
-                    log::debug!("{:?}: websocket error {e}, closing {code}", self.id);
-                    self.fail(pipe.out, code, reason);
-                    return Flow::Failed(code);
+                    log::debug!("{:?}: websocket error {e}, closing {reason:?}", self.id);
+                    self.fail(pipe.out, reason);
+                    return Flow::Failed(reason);
                 }
             }
         }
@@ -204,21 +205,21 @@ impl WsState {
         usize::try_from(self.frames.pending()).unwrap_or(usize::MAX)
     }
 
-    /// Gives up on the connection: queues a close frame with `code` into
+    /// Gives up on the connection: queues a close frame for `reason` into
     /// `out`, discards what it sends from now on, and frees the message it
     /// was sending.
-    pub fn fail(&mut self, out: &mut Vec<u8>, code: u16, reason: &'static str) {
+    pub fn fail(&mut self, out: &mut Vec<u8>, reason: CloseReason) {
         self.failed = true;
-        self.queue_close(out, code, reason);
+        self.queue_close(out, reason);
         self.ctx = self.fresh_context();
         self.frames = FrameBoundaries::default();
     }
 
     /// Queues a close frame (if none was sent yet) into `out`.
-    pub fn queue_close(&mut self, out: &mut Vec<u8>, code: u16, reason: &'static str) {
+    pub fn queue_close(&mut self, out: &mut Vec<u8>, reason: CloseReason) {
         let frame = CloseFrame {
-            code: code.into(),
-            reason: Utf8Bytes::from_static(reason),
+            code: reason.code().into(),
+            reason: Utf8Bytes::from_static(reason.reason()),
         };
         let mut pipe = Pipe { input: &[], out };
         if let Err(e) = self.ctx.close(&mut pipe, Some(frame)) {
@@ -332,19 +333,29 @@ mod tests {
 
     #[test]
     fn errors_queue_close_codes() {
-        for (frame, code) in [
-            (masked_frame(1, &[b'a'; 300]), 1009),
-            (masked_frame(1, &[0xff, 0xfe]), 1007),
-            (vec![0x81, 0x01, b'a'], 1002), // unmasked client frame
+        for (frame, reason, code) in [
+            (
+                masked_frame(1, &[b'a'; 300]),
+                CloseReason::MessageTooBig,
+                1009,
+            ),
+            (
+                masked_frame(1, &[0xff, 0xfe]),
+                CloseReason::InvalidUtf8,
+                1007,
+            ),
+            // An unmasked client frame.
+            (vec![0x81, 0x01, b'a'], CloseReason::ProtocolError, 1002),
         ] {
             let mut ws = WsState::new(ConnId(1), &[], 256);
             let mut out = Vec::new();
             assert_eq!(
                 ws.receive(&frame, &mut out, &mut Vec::new()),
-                Flow::Failed(code)
+                Flow::Failed(reason)
             );
             assert_eq!(out[0], 0x88);
             assert_eq!(u16::from_be_bytes([out[2], out[3]]), code);
+            assert_eq!(&out[4..], reason.reason().as_bytes());
             assert!(!ws.is_open());
         }
     }

@@ -99,7 +99,7 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
     if ws_route.protocol == Protocol::Presence
         && let Err(why) = user_id_from_query(&req.query)
     {
-        return refuse(400, why);
+        return refuse(400, why.as_str());
     }
     Decision::Upgrade {
         protocol: ws_route.protocol,

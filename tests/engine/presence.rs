@@ -4,6 +4,8 @@
 use crate::common::{Harness, T0, TS0};
 use roomd::engine::{ConnId, Output};
 use roomd::protocol::Protocol::Presence;
+use roomd::protocol::close::CloseReason;
+use roomd::protocol::presence::UserIdError;
 
 fn online(h: &mut Harness, user: &str) -> ConnId {
     h.connect_with(Presence, "/presence", &format!("userId={user}"))
@@ -149,18 +151,20 @@ fn user_id_rule_and_query_decoding() {
 #[test]
 fn a_missing_user_id_is_refused() {
     let mut h = Harness::new();
-    for query in [
-        "",
-        "userId=",
-        "user=1",
-        &format!("userId={}", "u".repeat(129)),
+    for (query, why) in [
+        ("", UserIdError::Missing),
+        ("userId=", UserIdError::Empty),
+        ("user=1", UserIdError::Missing),
+        (&format!("userId={}", "u".repeat(129)), UserIdError::TooLong),
     ] {
         let c = h.connect_with(Presence, "/presence", query);
-        let got = h.take(c);
-        assert!(
-            matches!(got.as_slice(), [Output::Close { code: 1008, .. }]),
-            "{query}: {got:?}"
+        let reason = CloseReason::InvalidUserId(why);
+        assert_eq!(
+            h.take(c),
+            vec![Output::Close { conn: c, reason }],
+            "{query}"
         );
+        assert_eq!(reason.code(), 1008);
     }
     assert_eq!(h.engine.connection_count(), 0);
     assert_eq!(h.engine.stats().of(Presence).connections, 0);

@@ -7,6 +7,7 @@
 
 use crate::engine::{ConnId, ConnMap, Engine, EngineConfig, Input, Output};
 use crate::journal::JournalWriter;
+use crate::protocol::close::CloseReason;
 use crate::protocol::frame::{OPCODE_PING, OPCODE_TEXT, write_frame};
 use crate::protocol::http::MAX_REQUEST_BYTES;
 use crate::server::buffer_pool::BufferPool;
@@ -373,8 +374,8 @@ impl Reactor {
                 conn.out.extend_from_slice(&self.last_frame);
             }
             Output::Ping { .. } if ws.is_open() => write_frame(&mut conn.out, OPCODE_PING, &[]),
-            Output::Close { code, reason, .. } if ws.is_open() => {
-                ws.queue_close(&mut conn.out, *code, reason);
+            Output::Close { reason, .. } if ws.is_open() => {
+                ws.queue_close(&mut conn.out, *reason);
                 ws.closing_deadline_ms = Some(now + CLOSE_GRACE_MS);
                 self.mark_dirty(k);
                 return self.watch(k);
@@ -578,11 +579,7 @@ impl Reactor {
                 "{}: {held} bytes of an incoming message held, all over budget: closing 1009",
                 conn.peer
             );
-            ws.fail(
-                &mut conn.out,
-                1009,
-                "message too big for the server's input budget",
-            );
+            ws.fail(&mut conn.out, CloseReason::InboundBudget);
             self.inbound_total = self.inbound_total.saturating_sub(conn.inbound);
             conn.inbound = 0;
             self.counters.inbound_budget_closes += 1;
@@ -780,7 +777,7 @@ impl Reactor {
             let conn = &mut self.conns[k];
             match &mut conn.phase {
                 Phase::WebSocket(ws) if !ws.failed && ws.closing_deadline_ms.is_none() => {
-                    ws.queue_close(&mut conn.out, 1001, "server shutting down");
+                    ws.queue_close(&mut conn.out, CloseReason::ShuttingDown);
                     ws.closing_deadline_ms = Some(now + SHUTDOWN_GRACE_MS);
                     if !ws.engine_told {
                         ws.engine_told = true;
