@@ -55,13 +55,24 @@ fn each_presence_route_logs_its_stats_every_interval() {
     h.advance(9_999);
     assert_eq!(stats_lines(), Vec::<String>::new());
     h.advance(1);
+    let lines = stats_lines();
     assert_eq!(
-        stats_lines(),
+        lines,
         vec![
             "/presence: stats: 2 users, 3 connections",
             "/ws-online-status: stats: 1 users, 1 connections"
         ]
     );
+    // The same numbers are gauges in `Engine::stats` (and so in /metrics).
+    let gauges: Vec<String> = (h.engine.stats().routes.iter())
+        .map(|r| {
+            format!(
+                "{}: stats: {} users, {} connections",
+                r.path, r.users, r.connections
+            )
+        })
+        .collect();
+    assert_eq!(gauges, lines);
     h.advance(5_000);
     assert_eq!(stats_lines(), Vec::<String>::new());
     h.advance(5_000);

@@ -44,11 +44,13 @@ pub mod rng;
 mod route;
 mod scratch;
 mod signal;
+mod stats;
 mod stream;
 mod timers;
 
 mod conn_map;
 pub use conn_map::{ConnMap, IdHasher};
+pub use stats::{ProtocolStats, RouteStats, Stats};
 
 /// A connection's engine id, assigned by the caller and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -180,43 +182,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Counters for one protocol (summed over all its routes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProtocolStats {
-    /// Open connections now.
-    pub connections: u64,
-    /// Live rooms/sessions now (0 for chat and presence).
-    pub rooms: u64,
-    /// Online users now (presence only, 0 elsewhere).
-    pub users: u64,
-    /// Messages received since start.
-    pub messages_in: u64,
-    /// Messages sent since start (one per recipient).
-    pub messages_out: u64,
-    /// Bytes received since start.
-    pub bytes_in: u64,
-    /// Bytes sent since start (per recipient).
-    pub bytes_out: u64,
-    /// Error messages sent since start.
-    pub errors_sent: u64,
-    /// Messages refused by the rate limiter since start.
-    pub rate_limited: u64,
-}
-
-/// Counters for every protocol, indexed by [`Protocol::index`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Per-protocol counters.
-    pub per_protocol: [ProtocolStats; 5],
-}
-
-impl Stats {
-    /// The counters of one protocol.
-    pub fn of(&self, protocol: Protocol) -> &ProtocolStats {
-        &self.per_protocol[protocol.index()]
-    }
-}
-
 /// An open connection as the engine knows it.
 #[derive(Debug)]
 struct Conn {
@@ -320,9 +285,12 @@ impl Engine {
         }
     }
 
-    /// The current counters.
+    /// The current counters and gauges, per protocol and per route.
     pub fn stats(&self) -> Stats {
-        self.out.stats.clone()
+        Stats {
+            per_protocol: self.out.per_protocol,
+            routes: self.routes.iter().map(Route::stats).collect(),
+        }
     }
 
     fn open(
@@ -413,7 +381,7 @@ impl Engine {
             log::debug!("binary from unknown connection {conn:?}");
             return;
         };
-        let stats = &mut self.out.stats.per_protocol[c.protocol.index()];
+        let stats = &mut self.out.per_protocol[c.protocol.index()];
         stats.messages_in += 1;
         stats.bytes_in += len as u64;
         self.close(now, conn, CloseReason::Binary);

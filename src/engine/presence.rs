@@ -145,13 +145,15 @@ impl PresenceRoute {
         on.then_some(self.next_stats_ms)
     }
 
-    /// Logs `stats: N users, M connections` when due.
+    /// Logs `stats: N users, M connections` when due (the same numbers as
+    /// [`Self::user_count`] and [`Self::conn_count`], which
+    /// [`super::Engine::stats`] reports).
     pub fn timeout(&mut self, path: &str, config: &EngineConfig, now_ms: u64) {
         if self.next_stats(config).is_some_and(|due| due <= now_ms) {
             log::info!(
                 "{path}: stats: {} users, {} connections",
-                self.users.len(),
-                self.conns.len()
+                self.user_count(),
+                self.conn_count()
             );
             let interval = config.presence_stats_interval_ms;
             self.next_stats_ms = deadline(config, now_ms, interval);
@@ -161,6 +163,11 @@ impl PresenceRoute {
     /// Number of connections.
     pub fn conn_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Number of online users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
     }
 
     /// Whether `conn` is on this route.

@@ -6,7 +6,7 @@ use super::presence::{self, PresenceRoute};
 use super::scratch::ScratchRoute;
 use super::signal::SignalRoute;
 use super::stream::StreamRoute;
-use super::{ConnId, EngineConfig};
+use super::{ConnId, EngineConfig, RouteStats};
 use crate::protocol::Protocol;
 use crate::protocol::presence::UserIdError;
 
@@ -114,6 +114,20 @@ impl Route {
             State::Signal(s) => s.room_count(),
             State::Stream(s) => s.room_count(),
             State::Presence(_) | State::Chat(_) => 0,
+        }
+    }
+
+    /// This route's gauges.
+    pub fn stats(&self) -> RouteStats {
+        let users = match &self.state {
+            State::Presence(s) => s.user_count(),
+            _ => 0,
+        };
+        RouteStats {
+            path: self.path.clone(),
+            protocol: self.protocol,
+            connections: self.conn_count() as u64,
+            users: users as u64,
         }
     }
 

@@ -2,7 +2,8 @@
 //! the number-vs-string `userId` rule and isolation between routes.
 
 use crate::common::{Harness, T0, TS0};
-use roomd::engine::{ConnId, Output};
+use roomd::engine::{ConnId, Output, RouteStats};
+use roomd::protocol::Protocol;
 use roomd::protocol::Protocol::Presence;
 use roomd::protocol::close::CloseReason;
 use roomd::protocol::presence::UserIdError;
@@ -192,4 +193,35 @@ fn each_route_has_its_own_users() {
         Vec::<String>::new()
     );
     assert_eq!(h.engine.stats().of(Presence).users, 1);
+}
+
+#[test]
+fn every_route_reports_its_connections_and_presence_routes_their_users() {
+    let mut h = Harness::new();
+    let a = h.connect_with(Presence, "/presence", "userId=1");
+    h.connect_with(Presence, "/presence", "userId=1");
+    h.connect_with(Presence, "/presence", "userId=2");
+    h.connect_with(Presence, "/ws-online-status", "userId=3");
+    h.connect(Protocol::Chat);
+    let route = |path: &str, protocol, connections, users| RouteStats {
+        path: path.into(),
+        protocol,
+        connections,
+        users,
+    };
+    let stats = h.engine.stats();
+    assert_eq!(
+        stats.routes,
+        vec![
+            route("/presence", Presence, 3, 2),
+            route("/ws-online-status", Presence, 1, 1),
+            route("/chat", Protocol::Chat, 1, 0),
+        ]
+    );
+    assert_eq!(stats.of(Presence).users, 3, "the sum over presence routes");
+    h.close(a);
+    assert_eq!(
+        h.engine.stats().routes[0],
+        route("/presence", Presence, 2, 2)
+    );
 }
