@@ -28,6 +28,25 @@ pub struct JournalWriter<W: Write> {
     line: Vec<u8>,
 }
 
+impl JournalWriter<std::fs::File> {
+    /// Starts a journal in a new (or truncated) file at `path`.
+    pub fn create(
+        path: &std::path::Path,
+        seed: u64,
+        config: &EngineConfig,
+        now_ms: u64,
+    ) -> std::io::Result<Self> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create journal {}: {e}", path.display()),
+            )
+        })?;
+        log::info!("journaling engine inputs to {}", path.display());
+        Ok(JournalWriter::new(file, seed, config, now_ms))
+    }
+}
+
 impl<W: Write> JournalWriter<W> {
     /// Starts a journal on `out` with the engine's `seed` and `config`.
     /// `now_ms` is the time of the start (the first flush is due a second
@@ -46,6 +65,13 @@ impl<W: Write> JournalWriter<W> {
     /// Whether journaling is still on (no write error so far).
     pub fn is_enabled(&self) -> bool {
         self.out.is_some()
+    }
+
+    /// Whether records are buffered and not yet written out.
+    pub fn has_buffered(&self) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|out| !out.buffer().is_empty())
     }
 
     /// Records that the engine was given `input` at `now_ms` and queued

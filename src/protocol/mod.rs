@@ -15,6 +15,7 @@ pub mod scratch;
 pub mod signal;
 pub mod stream;
 pub mod timestamp;
+pub mod websocket;
 
 /// Rendering of an outbound message as JSON text.
 pub trait Encode {
@@ -117,6 +118,16 @@ impl Protocol {
             Protocol::Presence => "presence",
             Protocol::Chat => "chat",
             Protocol::Stream => "stream",
+        }
+    }
+
+    /// Whether a connection may open with this query string: presence
+    /// needs a `userId` (the others take any). The error's text is the
+    /// reason given to the client.
+    pub fn check_query(self, query: &str) -> Result<(), presence::UserIdError> {
+        match self {
+            Protocol::Presence => presence::user_id_from_query(query).map(drop),
+            _ => Ok(()),
         }
     }
 

@@ -76,6 +76,18 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The engine's settings from these.
+    pub fn engine_config(&self) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis().max(1) as u64,
+            rate_limit_per_sec: self.rate_limit,
+            rate_limit_burst: self.rate_limit.saturating_mul(2),
+            ..crate::engine::EngineConfig::default()
+        }
+    }
+}
+
 /// The default routes of PROTOCOLS.md.
 pub fn default_routes() -> Vec<Route> {
     crate::protocol::DEFAULT_ROUTES

@@ -1,455 +1,362 @@
-//! One client connection: its socket, its outbound bytes, and its phase
-//! (reading the HTTP request, answered, or a WebSocket).
+//! One client socket and where it is in its life: reading the HTTP
+//! request, writing an HTTP answer, or a WebSocket (open, closing, failed,
+//! finished). In the manner of rustls' connections: the reactor tells it
+//! the socket is readable or writable, and asks it what it wants next
+//! ([`Connection::interest`], [`Connection::deadline`]).
 //!
-//! Nothing here touches the engine or the poll registry: the reactor does.
+//! Nothing here touches the engine: the reactor does.
 
 use crate::engine::ConnId;
 use crate::protocol::close::CloseReason;
-use crate::protocol::frame::FrameBoundaries;
+use crate::protocol::websocket::Codec;
+use crate::server::budget::Held;
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
-use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::{Message, Role, WebSocketConfig, WebSocketContext};
-use tungstenite::{Error, Utf8Bytes};
-
-/// tungstenite's read buffer per connection. tungstenite allocates it
-/// eagerly (`BytesMut::with_capacity`), so it is most of an idle
-/// connection's cost; it also bounds how many bytes are copied per internal
-/// read call (input comes from the reactor's shared scratch buffer, not from
-/// the socket, so this costs copies, never system calls).
-pub const WS_READ_BUFFER: usize = 512;
-
-/// The WebSocket settings for a connection: small read buffer, frames go
-/// straight to the connection's outbound bytes, and messages are limited.
-pub fn ws_config(max_message_size: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(WS_READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(max_message_size))
-        .max_frame_size(Some(max_message_size))
-}
+use std::net::{Shutdown, SocketAddr};
 
 /// Where a connection is in its life.
 #[derive(Debug)]
-pub enum Phase {
+enum State {
     /// Reading the request head; dropped at `deadline_ms` (slow-loris).
-    Request {
-        /// The bytes received so far.
-        buf: Vec<u8>,
-        /// When to give up.
-        deadline_ms: u64,
-    },
-    /// An HTTP answer is queued; the socket closes once it is written.
+    Request { buf: Vec<u8>, deadline_ms: u64 },
+    /// An HTTP answer is queued; the socket closes once it is written or
+    /// at `deadline_ms`.
     Answered {
-        /// When to give up on a peer that does not read it.
+        out: Vec<u8>,
+        sent: usize,
         deadline_ms: u64,
     },
-    /// A WebSocket connection.
-    WebSocket(Box<WsState>),
+    /// A WebSocket.
+    WebSocket {
+        id: ConnId,
+        codec: Box<Codec>,
+        life: Life,
+    },
 }
 
-/// The WebSocket side of a connection.
+/// A WebSocket's life. The engine knows the connection only while `Open`:
+/// every way out of it reports [`crate::engine::Input::Closed`] unless the
+/// engine itself asked for the close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Messages flow.
+    Open,
+    /// The server sent its close frame; waiting for the client's until
+    /// `deadline_ms`.
+    Closing { deadline_ms: u64 },
+    /// The client broke the protocol; once the close frame is out the
+    /// socket is half-closed, and it goes when the client closes too or
+    /// at `deadline_ms`.
+    Failed { deadline_ms: u64 },
+    /// The close handshake is complete: the socket goes once written, or
+    /// at `deadline_ms`.
+    Finished { deadline_ms: u64 },
+}
+
+/// What one read from the socket gave.
 #[derive(Debug)]
-pub struct WsState {
-    /// tungstenite's protocol state (frames, control replies, limits).
-    pub ctx: WebSocketContext,
-    /// The engine's id for this connection.
-    pub id: ConnId,
-    /// The engine has been told [`crate::engine::Input::Closed`].
-    pub engine_told: bool,
-    /// Closing: the socket is dropped at this time if the peer has not
-    /// finished the close handshake by then.
-    pub closing_deadline_ms: Option<u64>,
-    /// A WebSocket-level error happened: incoming bytes are discarded.
-    pub failed: bool,
-    /// Where the client's frames end, to know when `ctx` holds no bytes.
-    frames: FrameBoundaries,
-    /// `--max-message-size`, to rebuild `ctx`.
-    max_message_size: usize,
+pub(crate) enum ReadOutcome {
+    /// This many bytes; `filled` if as many as were asked for (so the
+    /// socket may hold more).
+    Data { n: usize, filled: bool },
+    /// Nothing more for now.
+    WouldBlock,
+    /// The peer closed or reset the socket (or it failed).
+    Gone,
 }
 
-/// Something a WebSocket peer sent, for the reactor to pass to the engine.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WsEvent {
-    /// A text message.
-    Text(String),
-    /// A binary message of this length.
-    Binary(usize),
-    /// A pong, or a ping from the client (both show it is alive).
-    Alive,
-}
-
-/// What reading a chunk led to.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// Keep going.
-    Continue,
-    /// The close handshake is complete: drop the socket once flushed.
-    Finished,
-    /// A WebSocket-level error: a close frame for this reason was queued.
-    Failed(CloseReason),
-}
-
-/// The stream tungstenite sees: reads come from a chunk the reactor already
-/// read from the socket, writes go to the connection's outbound bytes.
-struct Pipe<'a> {
-    input: &'a [u8],
-    out: &'a mut Vec<u8>,
-}
-
-impl Read for Pipe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = self.input.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Pipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl WsState {
-    /// A WebSocket whose first bytes (after the request head) are `early`.
-    pub fn new(id: ConnId, early: &[u8], max_message_size: usize) -> Self {
-        let config = Some(ws_config(max_message_size));
-        let ctx = if early.is_empty() {
-            WebSocketContext::new(Role::Server, config)
-        } else {
-            WebSocketContext::from_partially_read(early.to_vec(), Role::Server, config)
-        };
-        let mut frames = FrameBoundaries::default();
-        frames.advance(early);
-        WsState {
-            ctx,
-            id,
-            engine_told: false,
-            closing_deadline_ms: None,
-            failed: false,
-            frames,
-            max_message_size,
-        }
-    }
-
-    /// A context with this connection's settings and nothing pending.
-    fn fresh_context(&self) -> WebSocketContext {
-        WebSocketContext::new(Role::Server, Some(ws_config(self.max_message_size)))
-    }
-
-    /// After a large message, tungstenite keeps a read buffer as large as
-    /// that message for good; once every byte received belongs to complete
-    /// messages, a fresh context (same settings, nothing pending) frees it.
-    fn shrink_after_large_message(&mut self) {
-        if self.is_open()
-            && self.ctx.can_write()
-            && self.frames.at_message_boundary()
-            && self.frames.take_largest_payload() > WS_READ_BUFFER as u64
-        {
-            self.ctx = self.fresh_context();
-        }
-    }
-
-    /// Whether data frames may still be sent.
-    pub fn is_open(&self) -> bool {
-        self.closing_deadline_ms.is_none() && !self.failed
-    }
-
-    /// Decodes `input` (possibly empty, to process earlier bytes); each
-    /// message is pushed to `events`, control replies go to `out`.
-    pub fn receive(&mut self, input: &[u8], out: &mut Vec<u8>, events: &mut Vec<WsEvent>) -> Flow {
-        if self.failed {
-            return Flow::Continue;
-        }
-        self.frames.advance(input);
-        let mut pipe = Pipe { input, out };
-        loop {
-            match self.ctx.read(&mut pipe) {
-                Ok(Message::Text(text)) => events.push(WsEvent::Text(text.as_str().to_owned())),
-                Ok(Message::Binary(data)) => events.push(WsEvent::Binary(data.len())),
-                Ok(Message::Ping(_) | Message::Pong(_)) => events.push(WsEvent::Alive),
-                Ok(Message::Close(_) | Message::Frame(_)) => {}
-                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.shrink_after_large_message();
-                    return Flow::Continue;
-                }
-                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Flow::Finished,
-                Err(e) => {
-                    let reason = match e {
-                        Error::Capacity(_) => CloseReason::MessageTooBig,
-                        Error::Utf8(_) => CloseReason::InvalidUtf8,
-                        _ => CloseReason::ProtocolError,
-                    };
-                    log::debug!("{:?}: websocket error {e}, closing {reason:?}", self.id);
-                    self.fail(pipe.out, reason);
-                    return Flow::Failed(reason);
-                }
-            }
-        }
-    }
-
-    /// Bytes held of the message in progress (see
-    /// [`FrameBoundaries::pending`]).
-    pub fn pending_bytes(&self) -> usize {
-        usize::try_from(self.frames.pending()).unwrap_or(usize::MAX)
-    }
-
-    /// Gives up on the connection: queues a close frame for `reason` into
-    /// `out`, discards what it sends from now on, and frees the message it
-    /// was sending.
-    pub fn fail(&mut self, out: &mut Vec<u8>, reason: CloseReason) {
-        self.failed = true;
-        self.queue_close(out, reason);
-        self.ctx = self.fresh_context();
-        self.frames = FrameBoundaries::default();
-    }
-
-    /// Queues a close frame (if none was sent yet) into `out`.
-    pub fn queue_close(&mut self, out: &mut Vec<u8>, reason: CloseReason) {
-        let frame = CloseFrame {
-            code: reason.code().into(),
-            reason: Utf8Bytes::from_static(reason.reason()),
-        };
-        let mut pipe = Pipe { input: &[], out };
-        if let Err(e) = self.ctx.close(&mut pipe, Some(frame)) {
-            log::debug!("{:?}: close not sent: {e}", self.id);
-        }
-    }
+/// What one flush achieved.
+#[derive(Debug, Default)]
+pub(crate) struct Flushed {
+    /// Nothing is left queued.
+    pub drained: bool,
+    /// The emptied outbound buffer, for reuse.
+    pub spare: Option<Vec<u8>>,
+    /// The socket has nothing more to do: drop it.
+    pub done: bool,
 }
 
 /// A client connection.
 #[derive(Debug)]
-pub struct Connection {
-    /// The socket.
-    pub stream: TcpStream,
-    /// The peer's address.
-    pub peer: SocketAddr,
-    /// Bytes to send; `out[sent..]` is still queued.
-    pub out: Vec<u8>,
-    /// How much of `out` is written.
-    pub sent: usize,
-    /// Where the connection is in its life.
-    pub phase: Phase,
-    /// Registered for write readiness.
-    pub write_interest: bool,
+pub(crate) struct Connection {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Distinguishes this connection from others that had the same key.
+    serial: u64,
+    state: State,
+    /// The interest it is registered with.
+    registered: Interest,
     /// In the reactor's list of connections to flush this turn.
-    pub dirty: bool,
-    /// Listed for the tick's sweep: it may hold a deadline.
-    pub watched: bool,
-    /// Its queued bytes as last counted in the reactor's total.
-    pub accounted: usize,
-    /// Its incoming message in progress, in bytes, as last counted in the
-    /// reactor's total.
-    pub inbound: usize,
+    dirty: bool,
+    /// What it holds of the reactor's budgets.
+    pub held: Held,
 }
 
 impl Connection {
+    /// A new connection reading its request head into `buf` until
+    /// `deadline_ms`, registered readable under `token`.
+    pub fn accept(
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        serial: u64,
+        buf: Vec<u8>,
+        deadline_ms: u64,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<Connection> {
+        registry.register(&mut stream, token, Interest::READABLE)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            peer,
+            serial,
+            state: State::Request { buf, deadline_ms },
+            registered: Interest::READABLE,
+            dirty: false,
+            held: Held::default(),
+        })
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// This connection's serial (see [`crate::server::reactor`]'s deadlines).
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
+    /// The time at which it is given up on, if any.
+    pub fn deadline(&self) -> Option<u64> {
+        match &self.state {
+            State::Request { deadline_ms, .. } | State::Answered { deadline_ms, .. } => {
+                Some(*deadline_ms)
+            }
+            State::WebSocket { life, .. } => match life {
+                Life::Open => None,
+                Life::Closing { deadline_ms }
+                | Life::Failed { deadline_ms }
+                | Life::Finished { deadline_ms } => Some(*deadline_ms),
+            },
+        }
+    }
+
+    /// Whether it is still reading its request head.
+    pub fn is_request(&self) -> bool {
+        matches!(self.state, State::Request { .. })
+    }
+
+    /// The request bytes received so far, if it is still reading its
+    /// request head.
+    pub fn request_buf(&mut self) -> Option<&mut Vec<u8>> {
+        match &mut self.state {
+            State::Request { buf, .. } => Some(buf),
+            _ => None,
+        }
+    }
+
+    /// The WebSocket's engine id, codec and life, if it is one.
+    pub fn websocket(&mut self) -> Option<(ConnId, &mut Codec, Life)> {
+        match &mut self.state {
+            State::WebSocket { id, codec, life } => Some((*id, codec, *life)),
+            _ => None,
+        }
+    }
+
+    /// The engine id of an open WebSocket.
+    pub fn open_id(&self) -> Option<ConnId> {
+        match &self.state {
+            State::WebSocket {
+                id,
+                life: Life::Open,
+                ..
+            } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// The engine id, if it is a WebSocket in any life.
+    pub fn ws_id(&self) -> Option<ConnId> {
+        match &self.state {
+            State::WebSocket { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Queues an HTTP answer; the socket closes once it is written or at
+    /// `deadline_ms`. Returns the request buffer, for reuse.
+    pub fn answer(&mut self, response: Vec<u8>, deadline_ms: u64) -> Option<Vec<u8>> {
+        let old = std::mem::replace(
+            &mut self.state,
+            State::Answered {
+                out: response,
+                sent: 0,
+                deadline_ms,
+            },
+        );
+        match old {
+            State::Request { buf, .. } => Some(buf),
+            _ => None,
+        }
+    }
+
+    /// Becomes an open WebSocket with engine id `id`.
+    pub fn upgrade(&mut self, id: ConnId, codec: Codec) {
+        self.state = State::WebSocket {
+            id,
+            codec: Box::new(codec),
+            life: Life::Open,
+        };
+    }
+
+    /// Moves an open or closing WebSocket to `life` (see [`Life`]).
+    /// Returns the engine id if the engine still had it open.
+    pub fn leave_open(&mut self, next: Life) -> Option<ConnId> {
+        match &mut self.state {
+            State::WebSocket { id, life, .. } => {
+                let was_open = *life == Life::Open;
+                *life = next;
+                was_open.then_some(*id)
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends a close frame on an open WebSocket and waits for the
+    /// client's until `deadline_ms`. Returns the engine id if the engine
+    /// still had it open.
+    pub fn close(&mut self, close: CloseReason, deadline_ms: u64) -> Option<ConnId> {
+        let State::WebSocket { codec, life, .. } = &mut self.state else {
+            return None;
+        };
+        if *life != Life::Open {
+            return None;
+        }
+        codec.close(close);
+        self.leave_open(Life::Closing { deadline_ms })
+    }
+
+    /// Reads once into `buf` (at most what the request head may still
+    /// need, while reading one).
+    pub fn read(&mut self, buf: &mut [u8], max_request: usize) -> ReadOutcome {
+        let want = match &self.state {
+            State::Request { buf: head, .. } => (max_request + 1).saturating_sub(head.len()),
+            _ => buf.len(),
+        }
+        .min(buf.len());
+        loop {
+            return match self.stream.read(&mut buf[..want]) {
+                // A peer that half-closes after its request still gets
+                // the answer: the flush closes the socket.
+                Ok(0) if matches!(self.state, State::Answered { .. }) => ReadOutcome::WouldBlock,
+                Ok(0) => ReadOutcome::Gone,
+                Ok(n) => ReadOutcome::Data {
+                    n,
+                    filled: n == want,
+                },
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::debug!("{}: read error {e}", self.peer);
+                    ReadOutcome::Gone
+                }
+            };
+        }
+    }
+
     /// Bytes queued and not yet written.
     pub fn queued(&self) -> usize {
-        self.out.len() - self.sent
+        match &self.state {
+            State::Request { .. } => 0,
+            State::Answered { out, sent, .. } => out.len() - sent,
+            State::WebSocket { codec, .. } => codec.unsent().len(),
+        }
     }
 
-    /// Writes as much as the socket takes. `Ok(true)` when nothing is left.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        while self.sent < self.out.len() {
-            match self.stream.write(&self.out[self.sent..]) {
+    /// Marks it for this turn's flush; `true` if it was not yet marked.
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+
+    /// Writes as much as the socket takes, and says what is left to do.
+    pub fn flush(&mut self) -> io::Result<Flushed> {
+        self.dirty = false;
+        let mut flushed = Flushed::default();
+        loop {
+            let unsent = match &self.state {
+                State::Request { .. } => &[][..],
+                State::Answered { out, sent, .. } => &out[*sent..],
+                State::WebSocket { codec, .. } => codec.unsent(),
+            };
+            if unsent.is_empty() {
+                flushed.drained = true;
+                break;
+            }
+            let n = match self.stream.write(unsent) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.sent += n,
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
+            };
+            match &mut self.state {
+                State::Request { .. } => {}
+                State::Answered { sent, .. } => *sent += n,
+                State::WebSocket { codec, .. } => flushed.spare = codec.mark_sent(n),
             }
         }
-        if self.sent == self.out.len() {
-            self.out.clear();
-            self.sent = 0;
-            Ok(true)
-        } else {
-            if self.sent > self.out.len() / 2 {
-                self.out.drain(..self.sent);
-                self.sent = 0;
-            }
-            Ok(false)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        masked_fragment(true, opcode, payload)
-    }
-
-    fn masked_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [1u8, 2, 3, 4];
-        let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
-        if payload.len() < 126 {
-            f.push(0x80 | payload.len() as u8);
-        } else {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        }
-        f.extend_from_slice(&mask);
-        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        f
-    }
-
-    #[test]
-    fn decodes_split_messages_and_answers_pings() {
-        let mut ws = WsState::new(ConnId(1), &masked_frame(1, b"hel")[..4], 1024);
-        let mut out = Vec::new();
-        let mut events = Vec::new();
-        let mut rest = masked_frame(1, b"hel")[4..].to_vec();
-        rest.extend(masked_frame(9, b"p"));
-        rest.extend(masked_frame(2, &[0; 3]));
-        assert_eq!(ws.receive(&rest, &mut out, &mut events), Flow::Continue);
-        assert_eq!(
-            events,
-            vec![
-                WsEvent::Text("hel".into()),
-                WsEvent::Alive,
-                WsEvent::Binary(3)
-            ]
-        );
-        assert_eq!(
-            out,
-            vec![0x8a, 1, b'p'],
-            "pong written to the outbound bytes"
-        );
-    }
-
-    #[test]
-    fn errors_queue_close_codes() {
-        for (frame, reason, code) in [
-            (
-                masked_frame(1, &[b'a'; 300]),
-                CloseReason::MessageTooBig,
-                1009,
-            ),
-            (
-                masked_frame(1, &[0xff, 0xfe]),
-                CloseReason::InvalidUtf8,
-                1007,
-            ),
-            // An unmasked client frame.
-            (vec![0x81, 0x01, b'a'], CloseReason::ProtocolError, 1002),
-        ] {
-            let mut ws = WsState::new(ConnId(1), &[], 256);
-            let mut out = Vec::new();
-            assert_eq!(
-                ws.receive(&frame, &mut out, &mut Vec::new()),
-                Flow::Failed(reason)
-            );
-            assert_eq!(out[0], 0x88);
-            assert_eq!(u16::from_be_bytes([out[2], out[3]]), code);
-            assert_eq!(&out[4..], reason.reason().as_bytes());
-            assert!(!ws.is_open());
-        }
-    }
-
-    #[test]
-    fn large_messages_then_more_messages_still_decode() {
-        let mut ws = WsState::new(ConnId(1), &[], 1 << 20);
-        let mut events = Vec::new();
-        let big = "b".repeat(5000);
-        let mut bytes = masked_frame(1, big.as_bytes());
-        bytes.extend(masked_frame(1, b"after"));
-        // Split mid-frame: no reset may happen before the second frame is whole.
-        assert_eq!(
-            ws.receive(&bytes[..3000], &mut Vec::new(), &mut events),
-            Flow::Continue
-        );
-        assert_eq!(
-            ws.receive(&bytes[3000..5010], &mut Vec::new(), &mut events),
-            Flow::Continue
-        );
-        assert_eq!(
-            ws.receive(&bytes[5010..], &mut Vec::new(), &mut events),
-            Flow::Continue
-        );
-        assert_eq!(
-            ws.receive(&masked_frame(1, b"again"), &mut Vec::new(), &mut events),
-            Flow::Continue
-        );
-        assert_eq!(
-            events,
-            vec![
-                WsEvent::Text(big),
-                WsEvent::Text("after".into()),
-                WsEvent::Text("again".into())
-            ]
-        );
-    }
-
-    #[test]
-    fn close_handshake_finishes() {
-        let mut ws = WsState::new(ConnId(1), &[], 256);
-        let mut out = Vec::new();
-        let flow = ws.receive(
-            &masked_frame(8, &1000u16.to_be_bytes()),
-            &mut out,
-            &mut Vec::new(),
-        );
-        assert_eq!(flow, Flow::Finished);
-        assert_eq!(&out[..4], &[0x88, 2, 0x03, 0xe8], "close echoed");
-    }
-
-    proptest::proptest! {
-        /// Messages of any size (many past the 512-byte read buffer, which
-        /// makes the context be rebuilt between messages), fragmented or
-        /// not, with pings between fragments, split anywhere: every message
-        /// comes out whole and in order, and nothing is left pending.
-        #[test]
-        fn any_messages_split_anywhere_decode_in_order(
-            messages in proptest::collection::vec(
-                (0usize..1500, 1usize..4, proptest::prelude::any::<bool>(), proptest::prelude::any::<bool>()),
-                1..12,
-            ),
-            cuts in proptest::collection::vec(0usize..20_000, 0..12),
-        ) {
-            let mut bytes = Vec::new();
-            let mut expected = Vec::new();
-            for (i, &(len, parts, binary, ping)) in messages.iter().enumerate() {
-                let payload: Vec<u8> = (0..len).map(|j| b'a' + ((i + j) % 26) as u8).collect();
-                let step = len.div_ceil(parts).max(1);
-                let chunks: Vec<&[u8]> = if len == 0 { vec![&[][..]] } else { payload.chunks(step).collect() };
-                for (c, chunk) in chunks.iter().enumerate() {
-                    let opcode = if c > 0 { 0x0 } else if binary { 0x2 } else { 0x1 };
-                    bytes.extend(masked_fragment(c + 1 == chunks.len(), opcode, chunk));
-                    if ping && c + 1 < chunks.len() {
-                        bytes.extend(masked_frame(0x9, b"p"));
-                        expected.push(WsEvent::Alive);
-                    }
+        if flushed.drained {
+            match &mut self.state {
+                State::Answered { out, sent, .. } => {
+                    *sent = 0;
+                    flushed.spare = Some(std::mem::take(out));
+                    flushed.done = true;
                 }
-                expected.push(if binary {
-                    WsEvent::Binary(len)
-                } else {
-                    WsEvent::Text(String::from_utf8(payload).unwrap_or_default())
-                });
+                State::WebSocket { life, .. } => match life {
+                    Life::Finished { .. } => flushed.done = true,
+                    // The close frame is out: the peer gets FIN at once;
+                    // what it still sends is read and discarded, so that
+                    // no reset destroys the close frame.
+                    Life::Failed { .. } => {
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                    }
+                    _ => {}
+                },
+                State::Request { .. } => {}
             }
-            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
-            cuts.sort_unstable();
-            let mut ws = WsState::new(ConnId(1), &[], 1 << 20);
-            let (mut out, mut events, mut from) = (Vec::new(), Vec::new(), 0);
-            for cut in cuts.into_iter().chain([bytes.len()]) {
-                proptest::prop_assert_eq!(ws.receive(&bytes[from..cut], &mut out, &mut events), Flow::Continue);
-                from = cut;
+            if flushed.done {
+                let _ = self.stream.shutdown(Shutdown::Write);
             }
-            proptest::prop_assert_eq!(events, expected);
-            proptest::prop_assert_eq!(ws.pending_bytes(), 0);
+        }
+        Ok(flushed)
+    }
+
+    /// What to be woken for: readable always, writable while bytes are
+    /// queued.
+    pub fn interest(&self) -> Interest {
+        if self.queued() > 0 {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Re-registers under `token` if [`Self::interest`] changed.
+    pub fn update_registration(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = self.interest();
+        if interest != self.registered {
+            registry.reregister(&mut self.stream, token, interest)?;
+            self.registered = interest;
+        }
+        Ok(())
+    }
+
+    /// Removes it from `registry` (before it is dropped).
+    pub fn deregister(&mut self, registry: &Registry) {
+        if let Err(e) = registry.deregister(&mut self.stream) {
+            log::debug!("deregister: {e}");
         }
     }
 }

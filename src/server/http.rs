@@ -1,13 +1,14 @@
 //! Answering the HTTP request that opens every connection: routing, the
-//! origin allow-list, handshake checks, and the text of each response.
+//! origin allow-list, handshake checks, and every response's bytes.
 //!
-//! [`route`] is pure: the reactor gives it the parsed request and acts on
-//! the returned [`Decision`].
+//! [`route`] is pure: the reactor gives it the parsed request and either
+//! upgrades (for [`Decision::Upgrade`]) or writes what [`respond`] returns.
 
+use crate::engine::Stats;
 use crate::protocol::Protocol;
-use crate::protocol::http::Request;
-use crate::protocol::presence::user_id_from_query;
+use crate::protocol::http::{ParseError, Request};
 use crate::server::config::Route;
+use crate::server::metrics::{self, ServerCounters};
 
 /// What to do with a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,9 +97,7 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
     if !origin_ok {
         return refuse(403, "Forbidden");
     }
-    if ws_route.protocol == Protocol::Presence
-        && let Err(why) = user_id_from_query(&req.query)
-    {
+    if let Err(why) = ws_route.protocol.check_query(&req.query) {
         return refuse(400, why.as_str());
     }
     Decision::Upgrade {
@@ -116,6 +115,67 @@ fn valid_websocket_key(key: &str) -> bool {
         && key[..22]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+}
+
+/// What the HTTP endpoints report of the server.
+#[derive(Debug)]
+pub(crate) struct ServerView<'a> {
+    /// The engine's counters.
+    pub stats: &'a Stats,
+    /// The reactor's counters.
+    pub counters: &'a ServerCounters,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+}
+
+/// The refusal of an upgrade over `--max-connections`.
+pub fn over_capacity() -> Decision {
+    Decision::Refuse {
+        status: 503,
+        body: "Too many connections",
+        upgrade: true,
+    }
+}
+
+/// The answer to bytes that are not a request head we take.
+pub fn malformed(error: ParseError) -> Vec<u8> {
+    let status = if error == ParseError::TooLarge {
+        431
+    } else {
+        400
+    };
+    response(status, "text/plain", "Bad Request", None)
+}
+
+/// The complete answer to `req` for every decision but an upgrade taken.
+pub(crate) fn respond(
+    req: &Request,
+    decision: &Decision,
+    allow: &[String],
+    view: &ServerView<'_>,
+) -> Vec<u8> {
+    let cors = cors_origin(req, allow);
+    let json = "application/json";
+    match decision {
+        Decision::Health => {
+            let body = metrics::health_json(view.stats, view.uptime_secs);
+            response(200, json, &body, cors)
+        }
+        Decision::ApiPing => response(200, json, &metrics::api_ping_json(view.stats), cors),
+        Decision::Metrics => {
+            let body = metrics::metrics_text(view.stats, view.counters, view.uptime_secs);
+            response(200, "text/plain; version=0.0.4", &body, cors)
+        }
+        Decision::RouteInfo => response(200, "text/plain", "WebSocket server is running", cors),
+        Decision::Preflight => response(204, "", "", cors),
+        Decision::Refuse { status, body, .. } => response(*status, "text/plain", body, cors),
+        Decision::Upgrade { .. } => {
+            let Decision::Refuse { status, body, .. } = over_capacity() else {
+                unreachable!("over_capacity is a refusal")
+            };
+            response(status, "text/plain", body, cors)
+        }
+    }
 }
 
 fn reason(status: u16) -> &'static str {

@@ -4,16 +4,17 @@
 //! with its addresses and a shutdown handle exposed, for tests and
 //! embedding.
 
-pub mod buffer_pool;
-pub mod clock;
+mod budget;
+mod buffer_pool;
+mod clock;
 pub mod config;
-pub mod connection;
-pub mod http;
-pub mod listen;
+mod connection;
+mod http;
+mod listen;
 pub mod logger;
-pub mod metrics;
-pub mod reactor;
-pub mod systemd;
+mod metrics;
+mod reactor;
+mod systemd;
 
 pub use config::Config;
 pub use reactor::ShutdownHandle;
