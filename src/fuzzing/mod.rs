@@ -9,6 +9,9 @@ pub mod harness;
 pub mod ops;
 pub mod seeds;
 pub mod templates;
+mod websocket;
+
+pub use websocket::{seeds as websocket_seeds, websocket};
 
 use crate::engine::Input;
 use harness::Harness;

@@ -17,7 +17,7 @@ mod reactor;
 mod systemd;
 
 pub use config::Config;
-pub use reactor::ShutdownHandle;
+pub use reactor::{CLOSE_GRACE_MS, ShutdownHandle};
 
 use std::io;
 use std::net::SocketAddr;

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 4] = [
+const TARGETS: [(&str, Body); 5] = [
     ("engine", fuzzing::engine),
     ("protocol_messages", fuzzing::protocol_messages),
     ("journal", fuzzing::journal),
     ("http_request", fuzzing::http_request),
+    ("websocket", fuzzing::websocket),
 ];
 
 fn root() -> PathBuf {
@@ -71,6 +72,7 @@ fn generated_seeds_are_up_to_date() {
         .collect();
     sync("engine", engine, true);
     sync("protocol_messages", fuzzing::seeds::message_seeds(), true);
+    sync("websocket", fuzzing::websocket_seeds(), true);
     // Journal digests depend on the engine: written on request, not compared.
     sync("journal", fuzzing::seeds::journal_seeds(), false);
 }

@@ -16,4 +16,5 @@ mod journal_e2e;
 mod protocols;
 mod reads;
 mod socket_activation;
+mod websocket_conformance;
 mod websocket_limits;

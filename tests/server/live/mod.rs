@@ -200,10 +200,18 @@ impl Client {
 }
 
 /// Polls `f` until it returns true or [`TIMEOUT`] passes.
-pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
+pub fn eventually(what: &str, f: impl FnMut() -> bool) {
+    eventually_within(TIMEOUT, what, f);
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually_within(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting {limit:?} for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -9,19 +9,31 @@ use std::time::Instant;
 
 /// A masked client frame with any payload length and the FIN bit as given.
 pub fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    encode(fin, opcode, Some([0x37, 0xfa, 0x21, 0x3d]), payload)
+}
+
+/// The same frame without a mask, as no client may send it.
+pub fn unmasked_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    encode(fin, opcode, None, payload)
+}
+
+fn encode(fin: bool, opcode: u8, mask: Option<[u8; 4]>, payload: &[u8]) -> Vec<u8> {
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let mut f = vec![if fin { 0x80 } else { 0 } | opcode];
     let len = payload.len();
     if len < 126 {
-        f.push(0x80 | len as u8);
+        f.push(mask_bit | len as u8);
     } else if let Ok(short) = u16::try_from(len) {
-        f.push(0x80 | 126);
+        f.push(mask_bit | 126);
         f.extend_from_slice(&short.to_be_bytes());
     } else {
-        f.push(0x80 | 127);
+        f.push(mask_bit | 127);
         f.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    f.extend_from_slice(&mask);
+    let mask = mask.unwrap_or([0; 4]);
+    if mask_bit != 0 {
+        f.extend_from_slice(&mask);
+    }
     f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     f
 }
@@ -79,14 +91,15 @@ impl Raw {
 
     /// Reads more bytes; false on end of stream or error (reset, timeout).
     fn fill(&mut self) -> bool {
+        matches!(self.read_more(), Ok(n) if n > 0)
+    }
+
+    /// Reads more bytes into the buffer: how many, 0 at end of stream.
+    fn read_more(&mut self) -> std::io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) | Err(_) => false,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                true
-            }
-        }
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
     }
 
     /// The HTTP answer head (status line and headers).
@@ -120,31 +133,57 @@ impl Raw {
     /// connection ends.
     pub fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
-            if self.buf.len() >= 2 {
-                assert_eq!(self.buf[1] & 0x80, 0, "server frames are unmasked");
-                let (header, len) = match self.buf[1] & 0x7f {
-                    126 if self.buf.len() >= 4 => {
-                        (4, u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize)
-                    }
-                    127 if self.buf.len() >= 10 => {
-                        let mut n = [0u8; 8];
-                        n.copy_from_slice(&self.buf[2..10]);
-                        (10, u64::from_be_bytes(n) as usize)
-                    }
-                    126 | 127 => (usize::MAX, 0),
-                    n => (2, n as usize),
-                };
-                if header != usize::MAX && self.buf.len() >= header + len {
-                    let opcode = self.buf[0] & 0x0f;
-                    let payload = self.buf[header..header + len].to_vec();
-                    self.buf.drain(..header + len);
-                    return Some((opcode, payload));
-                }
+            if let Some(frame) = self.buffered_frame() {
+                return Some(frame);
             }
             if !self.fill() {
                 return None;
             }
         }
+    }
+
+    /// Every frame the server sends until it ends the connection, and how
+    /// it ended: `Err` if not within [`TIMEOUT`] or by a reset rather than
+    /// an orderly end of stream.
+    pub fn frames_until_eof(&mut self) -> (Vec<(u8, Vec<u8>)>, std::io::Result<()>) {
+        let mut frames = Vec::new();
+        loop {
+            while let Some(frame) = self.buffered_frame() {
+                frames.push(frame);
+            }
+            match self.read_more() {
+                Ok(0) => return (frames, Ok(())),
+                Ok(_) => {}
+                Err(e) => return (frames, Err(e)),
+            }
+        }
+    }
+
+    /// A whole frame from the bytes already read, if there is one.
+    fn buffered_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        if self.buf.len() < 2 {
+            return None;
+        }
+        assert_eq!(self.buf[1] & 0x80, 0, "server frames are unmasked");
+        let (header, len) = match self.buf[1] & 0x7f {
+            126 if self.buf.len() >= 4 => {
+                (4, u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize)
+            }
+            127 if self.buf.len() >= 10 => {
+                let mut n = [0u8; 8];
+                n.copy_from_slice(&self.buf[2..10]);
+                (10, u64::from_be_bytes(n) as usize)
+            }
+            126 | 127 => return None,
+            n => (2, n as usize),
+        };
+        if self.buf.len() < header + len {
+            return None;
+        }
+        let opcode = self.buf[0] & 0x0f;
+        let payload = self.buf[header..header + len].to_vec();
+        self.buf.drain(..header + len);
+        Some((opcode, payload))
     }
 
     /// The next text message as JSON, skipping pings.
