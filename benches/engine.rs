@@ -33,7 +33,6 @@ fn open(e: &mut Engine, now: u64, conn: u64, protocol: Protocol, query: String) 
             protocol,
             path,
             query,
-            origin: None,
             peer: None,
         },
     );
@@ -130,7 +129,7 @@ fn mixed_workload() {
             return n + 1;
         }
         if r < 4 {
-            e.handle(now, Input::Tick);
+            e.handle(now, Input::Timeout);
             return e.drain_outputs().count();
         }
         let room = rng.below(200);

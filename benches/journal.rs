@@ -21,8 +21,7 @@ fn open(conn: u64, protocol: Protocol, path: &str, query: &str) -> Input {
         protocol,
         path: path.to_string(),
         query: query.to_string(),
-        origin: None,
-        peer: Some(format!("127.0.0.1:{}", 40_000 + conn)),
+        peer: Some(([127, 0, 0, 1], (40_000 + conn % 20_000) as u16).into()),
     }
 }
 
@@ -84,7 +83,7 @@ fn workload(rounds: u64) -> Vec<(u64, Input)> {
             out.push((T0 + round * 8 + k as u64, input));
         }
         if round % 100 == 0 {
-            out.push((T0 + round * 8 + 7, Input::Tick));
+            out.push((T0 + round * 8 + 7, Input::Timeout));
         }
     }
     out

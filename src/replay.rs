@@ -244,7 +244,6 @@ mod tests {
             protocol: Protocol::Chat,
             path: path.into(),
             query: String::new(),
-            origin: None,
             peer: None,
         };
         let text = |conn, text: &str| Input::Text {
@@ -256,7 +255,7 @@ mod tests {
             open(2, "/chat"),
             text(1, r#"{"type":"chat","payload":"hi"}"#),
             text(2, "not json"),
-            Input::Tick,
+            Input::Timeout,
             Input::Closed { conn: ConnId(1) },
         ]
     }

@@ -46,22 +46,45 @@ fn each_presence_route_logs_its_stats_every_interval() {
         ..EngineConfig::default()
     };
     let mut h = Harness::with_config(config);
-    h.connect_with(Presence, "/presence", "userId=1");
-    h.connect_with(Presence, "/presence", "userId=1");
-    h.connect_with(Presence, "/presence", "userId=2");
-    h.connect_with(Presence, "/ws-online-status", "userId=3");
+    let mut conns = vec![
+        h.connect_with(Presence, "/presence", "userId=1"),
+        h.connect_with(Presence, "/presence", "userId=1"),
+        h.connect_with(Presence, "/presence", "userId=2"),
+    ];
+    let online = h.connect_with(Presence, "/ws-online-status", "userId=3");
     h.advance(9_999);
     assert_eq!(stats_lines(), Vec::<String>::new());
     h.advance(1);
+    let lines = stats_lines();
     assert_eq!(
-        stats_lines(),
+        lines,
         vec![
             "/presence: stats: 2 users, 3 connections",
             "/ws-online-status: stats: 1 users, 1 connections"
         ]
     );
+    // The same numbers are gauges in `Engine::stats` (and so in /metrics).
+    let gauges: Vec<String> = (h.engine.stats().routes.iter())
+        .map(|r| {
+            format!(
+                "{}: stats: {} users, {} connections",
+                r.path, r.users, r.connections
+            )
+        })
+        .collect();
+    assert_eq!(gauges, lines);
     h.advance(5_000);
     assert_eq!(stats_lines(), Vec::<String>::new());
     h.advance(5_000);
     assert_eq!(stats_lines().len(), 2);
+    // A route without connections logs nothing.
+    h.close(online);
+    h.advance(10_000);
+    assert_eq!(
+        stats_lines(),
+        vec!["/presence: stats: 2 users, 3 connections"]
+    );
+    conns.drain(..).for_each(|c| h.close(c));
+    h.advance(10_000);
+    assert_eq!(stats_lines(), Vec::<String>::new());
 }

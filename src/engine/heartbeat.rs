@@ -1,11 +1,13 @@
 //! Heartbeat deadlines: which connections are due a ping, or dead.
 //!
-//! The interval is the same for every connection and `now` never goes
-//! backwards, so deadlines are pushed in order and a `VecDeque` is a
-//! priority queue: a tick costs O(connections due), not O(connections).
-//! Entries of connections that have gone are skipped when they come due.
+//! The interval is the same for every connection, `now` never goes
+//! backwards and deadlines are rounded up to the timer granule, so
+//! deadlines are pushed in order and a `VecDeque` is a priority queue: a
+//! timeout costs O(connections due), not O(connections). Entries of
+//! connections that have gone are dropped once they reach the front.
 
-use super::ConnId;
+use super::timers::deadline;
+use super::{ConnId, EngineConfig};
 use std::collections::VecDeque;
 
 /// A connection's heartbeat state.
@@ -39,12 +41,19 @@ pub(crate) struct Heartbeats {
 }
 
 impl Heartbeats {
-    /// Schedules the first ping of a connection opened at `now_ms`.
-    pub fn schedule(&mut self, now_ms: u64, interval_ms: u64, conn: ConnId, serial: u64) {
-        if interval_ms > 0 {
-            self.queue
-                .push_back((now_ms.saturating_add(interval_ms), conn, serial));
+    /// Schedules the next heartbeat of a connection, one interval after
+    /// `now_ms` (rounded up to the granule); nothing if heartbeats are off.
+    pub fn schedule(&mut self, config: &EngineConfig, now_ms: u64, conn: ConnId, serial: u64) {
+        let interval = config.heartbeat_interval_ms;
+        if interval > 0 {
+            let due = deadline(config, now_ms, interval);
+            self.queue.push_back((due, conn, serial));
         }
+    }
+
+    /// The earliest deadline, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.queue.front().map(|&(due, _, _)| due)
     }
 
     /// Pops the next connection due at `now_ms`, if any, as
@@ -59,11 +68,23 @@ impl Heartbeats {
         }
     }
 
+    /// Drops entries from the front while `live(connection, serial)` says
+    /// their connection has gone, so that [`Self::next_deadline`] is a live
+    /// connection's.
+    pub fn drop_gone(&mut self, live: impl Fn(ConnId, u64) -> bool) {
+        while let Some(&(_, conn, serial)) = self.queue.front() {
+            if live(conn, serial) {
+                break;
+            }
+            self.queue.pop_front();
+        }
+    }
+
     /// Decides for a due, live connection and reschedules it if it lives.
     pub fn fire(
         &mut self,
+        config: &EngineConfig,
         now_ms: u64,
-        interval_ms: u64,
         conn: ConnId,
         serial: u64,
         live: &mut Liveness,
@@ -72,7 +93,7 @@ impl Heartbeats {
             return Due::Dead;
         }
         live.awaiting = true;
-        self.schedule(now_ms, interval_ms, conn, serial);
+        self.schedule(config, now_ms, conn, serial);
         Due::Ping
     }
 }

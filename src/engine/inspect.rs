@@ -81,7 +81,7 @@ impl Engine {
             users[route.protocol.index()] += route.online_users().len() as u64;
         }
         for p in Protocol::ALL {
-            let s = self.out.stats.of(p);
+            let s = &self.out.per_protocol[p.index()];
             let i = p.index();
             if (s.connections, s.rooms, s.users) != (conns[i], rooms[i], users[i]) {
                 return Err(format!(

@@ -6,20 +6,26 @@
 //! Layout: this file holds the API (inputs, outputs, config, counters) and
 //! the dispatch of inputs; `route` gives each path its own protocol state
 //! (`scratch`, `signal`, `presence`, `chat`, `stream`, one module each);
-//! `outbox` queues outputs and counts them; `heartbeat` and `rate_limit`
-//! are the per-connection timers and token buckets; `ordered` is the
-//! insertion-ordered member map; `inspect` the read-only introspection.
+//! `outbox` queues outputs and counts them; `timers` says when the engine
+//! next wants [`Input::Timeout`] and fires what is due; `heartbeat` and
+//! `rate_limit` are the per-connection deadlines and token buckets;
+//! `ordered` is the insertion-ordered member map; `inspect` the read-only
+//! introspection.
 //!
-//! Engine-side closes: a binary message gets [`Output::Close`] 1003; a
-//! connection over the rate limit for `rate_limit_close_after_ms` gets
-//! 1008; a presence connection opened without a valid `userId` (which the
-//! reactor should have refused with `400`) gets 1008; an open on a path
-//! already serving another protocol gets 1011. A connection silent for a
-//! whole heartbeat interval after a ping gets [`Output::Terminate`]. In
-//! every case the engine has already removed it, and told its peers.
+//! Engine-side closes ([`Output::Close`] with a [`CloseReason`]): a binary
+//! message gets `Binary` (1003); a connection over the rate limit for
+//! `rate_limit_close_after_ms` gets `RateLimited` (1008); a presence
+//! connection opened without a valid `userId` (which the reactor should
+//! have refused with `400`) gets `InvalidUserId` (1008); an open on a path
+//! already serving another protocol gets `RouteMismatch` (1011). A
+//! connection silent for a whole heartbeat interval after a ping gets
+//! [`Output::Terminate`]. In every case the engine has already removed
+//! it, and told its peers.
 
-use crate::protocol::Protocol;
-use heartbeat::{Due, Heartbeats, Liveness};
+use crate::protocol::close::CloseReason;
+use crate::protocol::{Protocol, RATE_LIMIT_EXCEEDED};
+use core::net::SocketAddr;
+use heartbeat::{Heartbeats, Liveness};
 use outbox::{Cx, Outbox};
 use rate_limit::{TokenBucket, Verdict};
 use route::Route;
@@ -38,10 +44,13 @@ pub mod rng;
 mod route;
 mod scratch;
 mod signal;
+mod stats;
 mod stream;
+mod timers;
 
 mod conn_map;
 pub use conn_map::{ConnMap, IdHasher};
+pub use stats::{ProtocolStats, RouteStats, Stats};
 
 /// A connection's engine id, assigned by the caller and never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -62,10 +71,8 @@ pub enum Input {
         path: String,
         /// The raw query string (without `?`), possibly empty.
         query: String,
-        /// The `Origin` header, if any.
-        origin: Option<String>,
         /// The peer's address, for logs.
-        peer: Option<String>,
+        peer: Option<SocketAddr>,
     },
     /// A complete text message.
     Text {
@@ -91,8 +98,12 @@ pub enum Input {
         /// The connection.
         conn: ConnId,
     },
-    /// Periodic wake-up, at least once a second: heartbeats, stats.
-    Tick,
+    /// The time given with it has come: fires every timer due by then
+    /// (heartbeat pings and deaths, presence stats). Send it when
+    /// [`Engine::poll_timeout`] says; an early one does nothing. Journals
+    /// written before it was renamed say `tick`.
+    #[serde(alias = "tick")]
+    Timeout,
 }
 
 /// What the engine asks the reactor to do.
@@ -115,10 +126,8 @@ pub enum Output {
     Close {
         /// The connection.
         conn: ConnId,
-        /// The WebSocket close code (see PROTOCOLS.md).
-        code: u16,
-        /// A short human-readable reason.
-        reason: &'static str,
+        /// Why: gives the close code and reason text.
+        reason: CloseReason,
     },
     /// Drop the socket at once, without a handshake (dead peer). The engine
     /// has already removed the connection from every room.
@@ -150,6 +159,16 @@ pub struct EngineConfig {
     pub max_rooms_per_conn: usize,
 }
 
+impl EngineConfig {
+    /// The granule every deadline is rounded up to, so that connections
+    /// opened close together share one wake-up: a quarter of the heartbeat
+    /// interval, between 10 ms and 1,000 ms (1,000 ms by default). A ping
+    /// is at most one granule late.
+    pub fn timer_granularity_ms(&self) -> u64 {
+        (self.heartbeat_interval_ms / 4).clamp(10, 1000)
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
@@ -162,46 +181,6 @@ impl Default for EngineConfig {
         }
     }
 }
-
-/// Counters for one protocol (summed over all its routes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ProtocolStats {
-    /// Open connections now.
-    pub connections: u64,
-    /// Live rooms/sessions now (0 for chat and presence).
-    pub rooms: u64,
-    /// Online users now (presence only, 0 elsewhere).
-    pub users: u64,
-    /// Messages received since start.
-    pub messages_in: u64,
-    /// Messages sent since start (one per recipient).
-    pub messages_out: u64,
-    /// Bytes received since start.
-    pub bytes_in: u64,
-    /// Bytes sent since start (per recipient).
-    pub bytes_out: u64,
-    /// Error messages sent since start.
-    pub errors_sent: u64,
-    /// Messages refused by the rate limiter since start.
-    pub rate_limited: u64,
-}
-
-/// Counters for every protocol, indexed by [`Protocol::index`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Stats {
-    /// Per-protocol counters.
-    pub per_protocol: [ProtocolStats; 5],
-}
-
-impl Stats {
-    /// The counters of one protocol.
-    pub fn of(&self, protocol: Protocol) -> &ProtocolStats {
-        &self.per_protocol[protocol.index()]
-    }
-}
-
-/// The error text sent for a message refused by the rate limiter.
-pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
 
 /// An open connection as the engine knows it.
 #[derive(Debug)]
@@ -273,8 +252,7 @@ impl Engine {
                 path,
                 query,
                 peer,
-                ..
-            } => self.open(now, conn, protocol, path, &query, peer.as_deref()),
+            } => self.open(now, conn, protocol, path, &query, peer),
             Input::Text { conn, text } => self.text(now, conn, &text),
             Input::Binary { conn, len } => self.binary(now, conn, len),
             Input::Pong { conn } => match self.conns.get_mut(&conn) {
@@ -286,7 +264,7 @@ impl Engine {
                     log::debug!("close of unknown connection {conn:?}");
                 }
             }
-            Input::Tick => self.tick(now),
+            Input::Timeout => self.timeout(now),
         }
     }
 
@@ -307,9 +285,12 @@ impl Engine {
         }
     }
 
-    /// The current counters.
+    /// The current counters and gauges, per protocol and per route.
     pub fn stats(&self) -> Stats {
-        self.out.stats.clone()
+        Stats {
+            per_protocol: self.out.per_protocol,
+            routes: self.routes.iter().map(Route::stats).collect(),
+        }
     }
 
     fn open(
@@ -319,7 +300,7 @@ impl Engine {
         protocol: Protocol,
         path: String,
         query: &str,
-        peer: Option<&str>,
+        peer: Option<SocketAddr>,
     ) {
         if self.conns.contains_key(&conn) {
             log::debug!("open of already open connection {conn:?} ignored");
@@ -328,9 +309,7 @@ impl Engine {
         let route = match self.route_index.get(&path) {
             Some(&i) => i,
             None => {
-                let interval = self.config.presence_stats_interval_ms;
-                self.routes
-                    .push(Route::new(path.clone(), protocol, now, interval));
+                self.routes.push(Route::new(path.clone(), protocol));
                 self.route_index.insert(path, self.routes.len() - 1);
                 self.routes.len() - 1
             }
@@ -340,22 +319,15 @@ impl Engine {
                 "{conn:?}: {} is not a {protocol} route",
                 self.routes[route].path
             );
-            let reason = "route protocol mismatch";
-            self.out.outputs.push(Output::Close {
-                conn,
-                code: 1011,
-                reason,
-            });
+            let reason = CloseReason::RouteMismatch;
+            self.out.outputs.push(Output::Close { conn, reason });
             return;
         }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, protocol);
-        if let Err(reason) = self.routes[route].open(conn, query, &mut cx) {
-            log::debug!("{conn:?} refused: {reason}");
-            self.out.outputs.push(Output::Close {
-                conn,
-                code: 1008,
-                reason,
-            });
+        if let Err(e) = self.routes[route].open(conn, query, &mut cx) {
+            let reason = CloseReason::InvalidUserId(e);
+            log::debug!("{conn:?} refused: {}", reason.reason());
+            self.out.outputs.push(Output::Close { conn, reason });
             return;
         }
         cx.stats().connections += 1;
@@ -376,8 +348,7 @@ impl Engine {
                 bucket,
             },
         );
-        self.heartbeats
-            .schedule(now, self.config.heartbeat_interval_ms, conn, serial);
+        self.heartbeats.schedule(&self.config, now, conn, serial);
     }
 
     fn text(&mut self, now: u64, conn: ConnId, text: &str) {
@@ -400,7 +371,7 @@ impl Engine {
             }
             Verdict::Close => {
                 cx.stats().rate_limited += 1;
-                self.close(now, conn, 1008, RATE_LIMIT_EXCEEDED);
+                self.close(now, conn, CloseReason::RateLimited);
             }
         }
     }
@@ -410,15 +381,15 @@ impl Engine {
             log::debug!("binary from unknown connection {conn:?}");
             return;
         };
-        let stats = &mut self.out.stats.per_protocol[c.protocol.index()];
+        let stats = &mut self.out.per_protocol[c.protocol.index()];
         stats.messages_in += 1;
         stats.bytes_in += len as u64;
-        self.close(now, conn, 1003, "binary messages are not supported");
+        self.close(now, conn, CloseReason::Binary);
     }
 
     /// Asks the reactor to close `conn` and removes it from everything.
-    fn close(&mut self, now: u64, conn: ConnId, code: u16, reason: &'static str) {
-        self.out.outputs.push(Output::Close { conn, code, reason });
+    fn close(&mut self, now: u64, conn: ConnId, reason: CloseReason) {
+        self.out.outputs.push(Output::Close { conn, reason });
         self.disconnect(now, conn);
     }
 
@@ -431,29 +402,7 @@ impl Engine {
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         self.routes[c.route].close(conn, &mut cx);
         cx.stats().connections -= 1;
+        self.drop_gone_heartbeats();
         true
-    }
-
-    fn tick(&mut self, now: u64) {
-        let interval = self.config.heartbeat_interval_ms;
-        while let Some((conn, serial)) = self.heartbeats.pop_due(now) {
-            let Some(c) = self.conns.get_mut(&conn).filter(|c| c.serial == serial) else {
-                continue;
-            };
-            match self
-                .heartbeats
-                .fire(now, interval, conn, serial, &mut c.live)
-            {
-                Due::Ping => self.out.outputs.push(Output::Ping { conn }),
-                Due::Dead => {
-                    log::debug!("{conn:?} silent since its last ping: terminated");
-                    self.out.outputs.push(Output::Terminate { conn });
-                    self.disconnect(now, conn);
-                }
-            }
-        }
-        for route in &mut self.routes {
-            route.tick(now, self.config.presence_stats_interval_ms);
-        }
     }
 }

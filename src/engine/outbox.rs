@@ -2,7 +2,7 @@
 //! handler works in.
 
 use super::rng::Rng;
-use super::{ConnId, EngineConfig, Output, ProtocolStats, Stats};
+use super::{ConnId, EngineConfig, Output, ProtocolStats};
 use crate::protocol::timestamp::format_ts;
 use crate::protocol::{Encode, ErrorMessage, Protocol};
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 pub(crate) struct Outbox {
     /// Outputs not yet drained.
     pub outputs: Vec<Output>,
-    /// The counters.
-    pub stats: Stats,
+    /// The counters, indexed by [`Protocol::index`].
+    pub per_protocol: [ProtocolStats; 5],
     /// `ts` is the `TS` of `ts_ms` (empty before the first use).
     ts_ms: u64,
     ts: String,
@@ -23,7 +23,7 @@ impl Outbox {
     pub fn new() -> Self {
         Outbox {
             outputs: Vec::new(),
-            stats: Stats::default(),
+            per_protocol: Default::default(),
             ts_ms: 0,
             ts: String::new(),
         }
@@ -71,7 +71,7 @@ impl<'a> Cx<'a> {
 
     /// This protocol's counters.
     pub fn stats(&mut self) -> &mut ProtocolStats {
-        &mut self.out.stats.per_protocol[self.protocol.index()]
+        &mut self.out.per_protocol[self.protocol.index()]
     }
 
     /// Sends `text` to one connection.

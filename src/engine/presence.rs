@@ -2,9 +2,12 @@
 
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
-use super::{ConnId, ConnMap};
+use super::timers::deadline;
+use super::{ConnId, ConnMap, EngineConfig};
 use crate::protocol::Encode;
-use crate::protocol::presence::{Command, Message, UserId, decode, user_id_from_query};
+use crate::protocol::presence::{
+    Command, Message, UserId, UserIdError, decode, user_id_from_query,
+};
 use std::collections::HashSet;
 
 /// One connection: its user and its `connectionId`.
@@ -22,24 +25,16 @@ pub(crate) struct PresenceRoute {
     users: OrderedMap<String, Vec<ConnId>>,
     /// The `connectionId`s in use.
     connection_ids: HashSet<String>,
-    /// When the next `stats:` line is due.
+    /// When the next `stats:` line is due (while there are connections):
+    /// one interval after the first connection, then every interval.
     next_stats_ms: u64,
 }
 
 impl PresenceRoute {
-    /// A route created at `now_ms`: its first `stats:` line is one
-    /// interval later.
-    pub fn new(now_ms: u64, stats_interval_ms: u64) -> Self {
-        PresenceRoute {
-            next_stats_ms: now_ms.saturating_add(stats_interval_ms),
-            ..Self::default()
-        }
-    }
-
     /// A connection opened with `query`: greets it and, if its user just
     /// came online, tells every other user. Refuses a query without a
     /// valid `userId`.
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), &'static str> {
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
         let user = user_id_from_query(query)?;
         let base = format!("{user}-{}", cx.now);
         let mut connection_id = base.clone();
@@ -83,6 +78,10 @@ impl PresenceRoute {
             cx.broadcast(self.conns_except(&user), notice.encode());
         }
         self.connection_ids.insert(connection_id.clone());
+        if self.conns.is_empty() {
+            let interval = cx.config.presence_stats_interval_ms;
+            self.next_stats_ms = deadline(cx.config, cx.now, interval);
+        }
         self.conns.insert(
             conn,
             Conn {
@@ -139,21 +138,36 @@ impl PresenceRoute {
             .flat_map(|(_, c)| c.iter().copied())
     }
 
-    /// Logs `stats: N users, M connections` when due.
-    pub fn tick(&mut self, path: &str, now_ms: u64, interval_ms: u64) {
-        if interval_ms > 0 && now_ms >= self.next_stats_ms {
+    /// When the next `stats:` line is due: never without connections or
+    /// with the interval 0.
+    pub fn next_stats(&self, config: &EngineConfig) -> Option<u64> {
+        let on = config.presence_stats_interval_ms > 0 && !self.conns.is_empty();
+        on.then_some(self.next_stats_ms)
+    }
+
+    /// Logs `stats: N users, M connections` when due (the same numbers as
+    /// [`Self::user_count`] and [`Self::conn_count`], which
+    /// [`super::Engine::stats`] reports).
+    pub fn timeout(&mut self, path: &str, config: &EngineConfig, now_ms: u64) {
+        if self.next_stats(config).is_some_and(|due| due <= now_ms) {
             log::info!(
                 "{path}: stats: {} users, {} connections",
-                self.users.len(),
-                self.conns.len()
+                self.user_count(),
+                self.conn_count()
             );
-            self.next_stats_ms = now_ms.saturating_add(interval_ms);
+            let interval = config.presence_stats_interval_ms;
+            self.next_stats_ms = deadline(config, now_ms, interval);
         }
     }
 
     /// Number of connections.
     pub fn conn_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Number of online users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
     }
 
     /// Whether `conn` is on this route.

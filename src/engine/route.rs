@@ -1,13 +1,14 @@
 //! Routes: each path is its own namespace holding one protocol's state.
 
-use super::ConnId;
 use super::chat::{self, ChatRoute};
 use super::outbox::Cx;
 use super::presence::{self, PresenceRoute};
 use super::scratch::ScratchRoute;
 use super::signal::SignalRoute;
 use super::stream::StreamRoute;
+use super::{ConnId, EngineConfig, RouteStats};
 use crate::protocol::Protocol;
+use crate::protocol::presence::UserIdError;
 
 /// One protocol's state on one route.
 #[derive(Debug)]
@@ -30,12 +31,12 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// An empty route created at `now_ms`.
-    pub fn new(path: String, protocol: Protocol, now_ms: u64, stats_interval_ms: u64) -> Self {
+    /// An empty route.
+    pub fn new(path: String, protocol: Protocol) -> Self {
         let state = match protocol {
             Protocol::Scratch => State::Scratch(ScratchRoute::default()),
             Protocol::Signal => State::Signal(SignalRoute::default()),
-            Protocol::Presence => State::Presence(PresenceRoute::new(now_ms, stats_interval_ms)),
+            Protocol::Presence => State::Presence(PresenceRoute::default()),
             Protocol::Chat => State::Chat(ChatRoute::default()),
             Protocol::Stream => State::Stream(StreamRoute::default()),
         };
@@ -48,7 +49,7 @@ impl Route {
 
     /// A connection opened with `query`; `Err` refuses it (presence
     /// without a valid `userId`).
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), &'static str> {
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
         match &mut self.state {
             State::Scratch(s) => s.open(conn, cx),
             State::Signal(s) => s.open(conn),
@@ -90,10 +91,19 @@ impl Route {
         }
     }
 
-    /// Periodic work (the presence `stats:` line).
-    pub fn tick(&mut self, now_ms: u64, stats_interval_ms: u64) {
+    /// When this route next has something due (the presence `stats:`
+    /// line, while it has connections).
+    pub fn next_timeout(&self, config: &EngineConfig) -> Option<u64> {
+        match &self.state {
+            State::Presence(s) => s.next_stats(config),
+            _ => None,
+        }
+    }
+
+    /// Fires what is due at `now_ms` (the presence `stats:` line).
+    pub fn timeout(&mut self, config: &EngineConfig, now_ms: u64) {
         if let State::Presence(s) = &mut self.state {
-            s.tick(&self.path, now_ms, stats_interval_ms);
+            s.timeout(&self.path, config, now_ms);
         }
     }
 
@@ -104,6 +114,20 @@ impl Route {
             State::Signal(s) => s.room_count(),
             State::Stream(s) => s.room_count(),
             State::Presence(_) | State::Chat(_) => 0,
+        }
+    }
+
+    /// This route's gauges.
+    pub fn stats(&self) -> RouteStats {
+        let users = match &self.state {
+            State::Presence(s) => s.user_count(),
+            _ => 0,
+        };
+        RouteStats {
+            path: self.path.clone(),
+            protocol: self.protocol,
+            connections: self.conn_count() as u64,
+            users: users as u64,
         }
     }
 

@@ -3,10 +3,8 @@
 use crate::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use crate::journal::{Digest, JournalWriter};
 use crate::protocol::Protocol;
+use crate::protocol::close::CloseReason;
 use std::collections::BTreeMap;
-
-/// Close codes the engine may use (PROTOCOLS.md).
-const CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011];
 
 /// A connection the harness opened and the engine has not closed.
 #[derive(Clone, Debug)]
@@ -24,9 +22,12 @@ pub struct Conn {
 /// route, follows a close of the same connection, is not a JSON object with
 /// a string `type`, carries a `roomId`/`sessionId` its recipient is not a
 /// member of (except the leaver's own `left`/`peer-left` and errors), or
-/// uses an unknown close code; or if the engine's own
+/// is a close the engine does not make; or if the engine's own
 /// [`Engine::check_invariants`] fails, or its connection count differs from
-/// the harness's.
+/// the harness's; or if its timers are off: an [`Input::Timeout`] before
+/// [`Engine::poll_timeout`] produces something, leaves a deadline at or
+/// before its time, or a deadline exists without connections (or none
+/// with them: heartbeats are on).
 #[derive(Debug)]
 pub struct Harness {
     engine: Engine,
@@ -123,8 +124,7 @@ impl Harness {
             protocol,
             path: path.to_string(),
             query,
-            origin: None,
-            peer: Some("127.0.0.1:40000".to_string()),
+            peer: Some(core::net::SocketAddr::from(([127, 0, 0, 1], 40_000))),
         });
         conn
     }
@@ -139,15 +139,23 @@ impl Harness {
             | Input::Binary { conn, .. }
             | Input::Pong { conn }
             | Input::Closed { conn } => Some(*conn),
-            Input::Tick => None,
+            Input::Timeout => None,
         };
         let sender_path = sender.and_then(|c| self.conns.get(&c)).map(|c| c.path);
         if let Input::Closed { conn } = &input {
             self.conns.remove(conn);
         }
         let journaled = self.journal.is_some().then(|| input.clone());
+        let timeout = input == Input::Timeout;
+        let early = self
+            .engine
+            .poll_timeout()
+            .is_none_or(|due| due > self.now_ms);
         self.engine.handle(self.now_ms, input);
         let outputs: Vec<Output> = self.engine.drain_outputs().collect();
+        if timeout {
+            self.check_timeout(early, &outputs);
+        }
         if let (Some(journal), Some(input)) = (&mut self.journal, journaled) {
             journal.record(self.now_ms, &input, &outputs);
         }
@@ -181,6 +189,26 @@ impl Harness {
             self.engine.connection_count(),
             self.conns.len(),
             "engine and harness disagree on the open connections"
+        );
+        assert_eq!(
+            self.engine.poll_timeout().is_some(),
+            !self.conns.is_empty(),
+            "a deadline exactly while connections are open"
+        );
+    }
+
+    /// A timeout before the engine's deadline does nothing; one at or after
+    /// it fires everything due, leaving only later deadlines.
+    fn check_timeout(&self, early: bool, outputs: &[Output]) {
+        assert!(
+            !early || outputs.is_empty(),
+            "a timeout before the deadline produced {outputs:?}"
+        );
+        let next = self.engine.poll_timeout();
+        assert!(
+            next.is_none_or(|due| due > self.now_ms),
+            "a deadline at {next:?} is still due after a timeout at {}",
+            self.now_ms
         );
     }
 
@@ -259,8 +287,18 @@ impl Harness {
                     self.signal_rooms.push(room.to_string());
                 }
             }
-            Output::Close { code, .. } => {
-                assert!(CLOSE_CODES.contains(code), "unknown close code: {output:?}");
+            Output::Close { reason, .. } => {
+                // The engine's own closes; the others are the reactor's.
+                assert!(
+                    matches!(
+                        reason,
+                        CloseReason::Binary
+                            | CloseReason::RateLimited
+                            | CloseReason::InvalidUserId(_)
+                            | CloseReason::RouteMismatch
+                    ),
+                    "a close the engine does not make: {output:?}"
+                );
             }
             Output::Ping { .. } | Output::Terminate { .. } => {}
         }

@@ -21,7 +21,7 @@ use templates::ROUTES;
 const SEED: u64 = 0x5EED;
 
 /// `engine`: a byte-encoded sequence of opens, messages, pongs, closes and
-/// ticks (see [`ops`]), checked after every step and replayed a second
+/// timeouts (see [`ops`]), checked after every step and replayed a second
 /// time to check that the same inputs give the same outputs.
 pub fn engine(data: &[u8]) {
     let ops = ops::decode(data);

@@ -63,8 +63,9 @@ pub enum Op {
         /// Which.
         conn: u8,
     },
-    /// Time moves forward by `quarter_secs / 4` seconds, then a tick.
-    Tick {
+    /// Time moves forward by `quarter_secs / 4` seconds, then
+    /// [`Input::Timeout`](crate::engine::Input::Timeout).
+    Timeout {
         /// Advance in units of 250 ms.
         quarter_secs: u16,
     },
@@ -104,7 +105,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             },
             4 => Op::Pong { conn: b.u8() },
             5 => Op::Close { conn: b.u8() },
-            6 => Op::Tick {
+            6 => Op::Timeout {
                 quarter_secs: b.u16(),
             },
             _ => Op::Wait { ms: b.u8() },
@@ -140,7 +141,7 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
             }
             Op::Pong { conn } => out.extend([4, *conn]),
             Op::Close { conn } => out.extend([5, *conn]),
-            Op::Tick { quarter_secs } => {
+            Op::Timeout { quarter_secs } => {
                 out.push(6);
                 out.extend(quarter_secs.to_le_bytes());
             }
@@ -213,9 +214,9 @@ pub fn run(h: &mut Harness, ops: &[Op]) {
                 let Some(c) = h.pick(*conn) else { continue };
                 h.step(Input::Closed { conn: c });
             }
-            Op::Tick { quarter_secs } => {
+            Op::Timeout { quarter_secs } => {
                 h.advance(u64::from(*quarter_secs) * 250);
-                h.step(Input::Tick);
+                h.step(Input::Timeout);
             }
             Op::Wait { ms } => h.advance(u64::from(*ms)),
         }
@@ -242,7 +243,7 @@ mod tests {
             Op::Binary { conn: 1, len: 300 },
             Op::Pong { conn: 2 },
             Op::Close { conn: 3 },
-            Op::Tick { quarter_secs: 1000 },
+            Op::Timeout { quarter_secs: 1000 },
             Op::Wait { ms: 200 },
         ];
         assert_eq!(decode(&encode(&ops)), ops);

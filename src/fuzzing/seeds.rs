@@ -37,8 +37,8 @@ fn malformed(conn: u8, which: u8) -> Op {
     }
 }
 
-fn tick(secs: u16) -> Op {
-    Op::Tick {
+fn timeout(secs: u16) -> Op {
+    Op::Timeout {
         quarter_secs: secs * 4,
     }
 }
@@ -60,7 +60,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 malformed(2, 1),
                 Op::Close { conn: 0 },
                 say(0, 2, [3, 3, 3]),
-                tick(1),
+                timeout(1),
             ],
         ),
         (
@@ -133,7 +133,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 say(1, 1, [0, 0, 0]),
                 Op::Close { conn: 1 },
                 Op::Close { conn: 1 },
-                tick(8),
+                timeout(8),
                 say(0, 2, [0, 0, 0]),
             ],
         ),
@@ -144,11 +144,11 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 open(PRESENCE, 0),
                 open(STREAM, 0),
                 say(2, 0, [0, 0, 0]),
-                tick(5),
+                timeout(5),
                 Op::Pong { conn: 0 },
                 Op::Wait { ms: 200 },
-                tick(5),
-                tick(5),
+                timeout(5),
+                timeout(5),
             ],
         ),
         (
@@ -177,7 +177,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
             std::iter::once(open(CHAT, 0))
                 .chain(std::iter::once(open(CHAT, 0)))
                 .chain((0..120).map(|i| say(0, 2, [i, 0, 0])))
-                .chain(std::iter::once(tick(4)))
+                .chain(std::iter::once(timeout(4)))
                 .chain((0..60).map(|_| say(0, 0, [0, 0, 0])))
                 .collect(),
         ),

@@ -65,7 +65,7 @@ fn run(stream: &[u8], lengths: &[usize]) -> Run {
                     break 'pieces;
                 }
                 Decoded::Failed(close) => {
-                    end = End::Failed(close.code);
+                    end = End::Failed(close.code());
                     break 'pieces;
                 }
             }

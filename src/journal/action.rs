@@ -23,10 +23,10 @@ impl From<&Output> for Action {
         let (conn, kind, payload) = match output {
             Output::Send { conn, text } => (conn, "send", serde_json::Value::from(&**text)),
             Output::Ping { conn } => (conn, "ping", serde_json::Value::Null),
-            Output::Close { conn, code, reason } => (
+            Output::Close { conn, reason } => (
                 conn,
                 "close",
-                serde_json::json!({ "code": code, "reason": reason }),
+                serde_json::json!({ "code": reason.code(), "reason": reason.reason() }),
             ),
             Output::Terminate { conn } => (conn, "terminate", serde_json::Value::Null),
         };
@@ -42,6 +42,7 @@ impl From<&Output> for Action {
 mod tests {
     use super::*;
     use crate::engine::ConnId;
+    use crate::protocol::close::CloseReason;
 
     #[test]
     fn prints_connection_kind_and_payload() {
@@ -55,12 +56,11 @@ mod tests {
         );
         let close = Output::Close {
             conn: ConnId(4),
-            code: 1008,
-            reason: "rate limit",
+            reason: CloseReason::RateLimited,
         };
         assert_eq!(
             serde_json::to_string(&Action::from(&close)).unwrap(),
-            r#"{"conn":4,"kind":"close","payload":{"code":1008,"reason":"rate limit"}}"#
+            r#"{"conn":4,"kind":"close","payload":{"code":1008,"reason":"rate limit exceeded"}}"#
         );
         let ping = Action::from(&Output::Ping { conn: ConnId(5) });
         assert_eq!((ping.kind, ping.payload), ("ping", serde_json::Value::Null));

@@ -35,12 +35,12 @@ impl Digest {
                     h.words([1, conn.0, text.len() as u64, text_hash]);
                 }
                 Output::Ping { conn } => h.words([2, conn.0]),
-                Output::Close { conn, code, reason } => h.words([
+                Output::Close { conn, reason } => h.words([
                     3,
                     conn.0,
-                    u64::from(*code),
-                    reason.len() as u64,
-                    fnv1a(reason.as_bytes()),
+                    u64::from(reason.code()),
+                    reason.reason().len() as u64,
+                    fnv1a(reason.reason().as_bytes()),
                 ]),
                 Output::Terminate { conn } => h.words([4, conn.0]),
             }
@@ -100,6 +100,7 @@ impl<'de> Deserialize<'de> for Digest {
 mod tests {
     use super::*;
     use crate::engine::ConnId;
+    use crate::protocol::close::CloseReason;
 
     fn send(conn: u64, text: &str) -> Output {
         Output::Send {
@@ -133,8 +134,7 @@ mod tests {
                 send(1, "ab"),
                 Output::Close {
                     conn: ConnId(2),
-                    code: 1000,
-                    reason: "",
+                    reason: CloseReason::Binary,
                 },
             ],
         ];
@@ -142,12 +142,16 @@ mod tests {
         for v in variants {
             assert_ne!(Digest::of(&v), d, "{v:?}");
         }
-        let close = |code| Output::Close {
+        let close = |reason| Output::Close {
             conn: ConnId(2),
-            code,
-            reason: "x",
+            reason,
         };
-        assert_ne!(Digest::of(&[close(1000)]), Digest::of(&[close(1001)]));
+        let binary = Digest::of(&[close(CloseReason::Binary)]);
+        assert_ne!(binary, Digest::of(&[close(CloseReason::RouteMismatch)]));
+        // Same code, another reason.
+        let rate = Digest::of(&[close(CloseReason::RateLimited)]);
+        let user = CloseReason::InvalidUserId(crate::protocol::presence::UserIdError::Empty);
+        assert_ne!(rate, Digest::of(&[close(user)]));
     }
 
     #[test]

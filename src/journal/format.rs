@@ -49,3 +49,29 @@ pub(crate) struct RecordRef<'a> {
     pub(crate) input: &'a Input,
     pub(crate) digest: Digest,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_timeout_was_named_still_read() {
+        let old = r#"{"time":5,"input":{"kind":"tick"},"digest":"af63bd4c8601b7df"}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        assert_eq!(record.input, Input::Timeout);
+        let new = serde_json::to_string(&record).unwrap();
+        assert!(new.contains(r#""input":{"kind":"timeout"}"#), "{new}");
+    }
+
+    #[test]
+    fn opens_keep_their_peer_text_and_old_ones_with_an_origin_still_read() {
+        let old = r#"{"time":5,"input":{"kind":"open","conn":1,"protocol":"chat","path":"/chat","query":"","origin":"http://a","peer":"[::1]:40000"},"digest":"af63bd4c8601b7df"}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let Input::Open { peer, .. } = &record.input else {
+            panic!("{record:?}");
+        };
+        assert_eq!(*peer, Some("[::1]:40000".parse().unwrap()));
+        let new = serde_json::to_string(&record).unwrap();
+        assert_eq!(new, old.replace(r#""origin":"http://a","#, ""));
+    }
+}

@@ -14,6 +14,10 @@
 //! `time` is the `now_ms` the engine was given, `input` the
 //! [`crate::engine::Input`] (serde's tagged form) and `digest` the
 //! [`digest::Digest`] of the outputs the engine queued for that input.
+//! Journals written before the timers became data still read: their
+//! `{"kind":"tick"}` is a `timeout`, and the `origin` of their `open`
+//! records is ignored. Their digests hold only where the new timer rules
+//! (deadlines rounded up to the timer granule) give the same pings.
 //! Replaying the inputs on a fresh engine built from the header's seed and
 //! config must give the same digest on every line.
 //!

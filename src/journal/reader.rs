@@ -196,7 +196,7 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         journal(&[
-            (10, Input::Tick),
+            (10, Input::Timeout),
             (
                 11,
                 Input::Text {
@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(read_all(b"{}\n").unwrap_err().line, 1);
         let v2 = b"{\"roomd_journal\":2,\"seed\":1,\"config\":{}}\n";
         assert!(read_all(v2).unwrap_err().message.contains("version 2"));
-        let back = journal(&[(10, Input::Tick), (9, Input::Tick)]);
+        let back = journal(&[(10, Input::Timeout), (9, Input::Timeout)]);
         let err = read_all(&back).unwrap_err();
         assert_eq!(err.line, 3);
         assert!(err.message.contains("backwards"));

@@ -172,7 +172,7 @@ mod tests {
 
     fn tick_records(w: &mut JournalWriter<Sink>, n: u64) {
         for i in 0..n {
-            w.record(1_000 + i, &Input::Tick, &[]);
+            w.record(1_000 + i, &Input::Timeout, &[]);
         }
     }
 

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod chat;
+pub mod close;
 pub mod envelope;
 pub mod frame;
 pub mod http;
@@ -59,6 +60,10 @@ std::thread_local! {
     /// Where [`Encode::encode`] writes before copying out the result.
     static ENCODE_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// The error text sent for a message refused by the rate limiter, and the
+/// reason of the close after too long over the limit.
+pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
 
 /// `{"type":"error","message":M}`: the error message of `scratch`,
 /// `signal` and `stream`.
@@ -117,9 +122,9 @@ impl Protocol {
     }
 
     /// Whether a connection may open with this query string: presence
-    /// needs a `userId` (the others take any). The error is the reason
-    /// given to the client.
-    pub fn check_query(self, query: &str) -> Result<(), &'static str> {
+    /// needs a `userId` (the others take any). The error's text is the
+    /// reason given to the client.
+    pub fn check_query(self, query: &str) -> Result<(), presence::UserIdError> {
         match self {
             Protocol::Presence => presence::user_id_from_query(query).map(drop),
             _ => Ok(()),

@@ -19,23 +19,45 @@ pub fn decode(text: &str) -> Result<Command, ParseError> {
     }
 }
 
+/// Why a presence connection's query has no valid `userId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserIdError {
+    /// No `userId` parameter.
+    Missing,
+    /// `userId` is empty.
+    Empty,
+    /// `userId` is over 128 characters.
+    TooLong,
+}
+
+impl UserIdError {
+    /// A short reason, for the `400` refusing the upgrade and the 1008
+    /// close.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserIdError::Missing => "missing userId query parameter",
+            UserIdError::Empty => "empty userId",
+            UserIdError::TooLong => "userId longer than 128 characters",
+        }
+    }
+}
+
 /// The `userId` of a connection's query string: the first `userId`
 /// parameter, percent-decoded (`+` is a space, as in `URLSearchParams`),
-/// non-empty and at most 128 characters. The error is a short reason for
-/// the `400` refusing the upgrade.
-pub fn user_id_from_query(query: &str) -> Result<String, &'static str> {
+/// non-empty and at most 128 characters.
+pub fn user_id_from_query(query: &str) -> Result<String, UserIdError> {
     let value = query
         .split('&')
         .find_map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             (percent_decode(name) == "userId").then(|| percent_decode(value))
         })
-        .ok_or("missing userId query parameter")?;
+        .ok_or(UserIdError::Missing)?;
     if value.is_empty() {
-        return Err("empty userId");
+        return Err(UserIdError::Empty);
     }
     if value.chars().count() > MAX_ID_CHARS {
-        return Err("userId longer than 128 characters");
+        return Err(UserIdError::TooLong);
     }
     Ok(value)
 }
@@ -194,11 +216,14 @@ mod tests {
         );
         assert_eq!(user_id_from_query("userId=%zz%4"), Ok("%zz%4".into()));
         assert_eq!(user_id_from_query("user%49d=x"), Ok("x".into()));
-        assert!(user_id_from_query("").is_err());
-        assert!(user_id_from_query("userid=1").is_err());
-        assert!(user_id_from_query("userId=").is_err());
-        assert!(user_id_from_query("userId").is_err());
-        assert!(user_id_from_query(&format!("userId={}", "x".repeat(129))).is_err());
+        assert_eq!(user_id_from_query(""), Err(UserIdError::Missing));
+        assert_eq!(user_id_from_query("userid=1"), Err(UserIdError::Missing));
+        assert_eq!(user_id_from_query("userId="), Err(UserIdError::Empty));
+        assert_eq!(user_id_from_query("userId"), Err(UserIdError::Empty));
+        assert_eq!(
+            user_id_from_query(&format!("userId={}", "x".repeat(129))),
+            Err(UserIdError::TooLong)
+        );
         assert!(user_id_from_query(&format!("userId={}", "%C3%A9".repeat(128))).is_ok());
     }
 

@@ -10,6 +10,7 @@
 //! comes after the answers to everything the client sent before it, and
 //! nothing after a failure is decoded at all.
 
+use crate::protocol::close::CloseReason;
 use crate::protocol::frame::{FrameBoundaries, OPCODE_PING, write_frame};
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::CloseFrame;
@@ -21,44 +22,6 @@ use tungstenite::{Error, Utf8Bytes};
 /// many bytes are copied per internal read (input comes from the caller's
 /// buffer, not from a socket, so this costs copies, never system calls).
 pub const READ_BUFFER: usize = 512;
-
-/// A close code and its short reason, as sent in a close frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Close {
-    /// The WebSocket close code.
-    pub code: u16,
-    /// A short human-readable reason.
-    pub reason: &'static str,
-}
-
-impl Close {
-    /// 1001: the server is shutting down.
-    pub const GOING_AWAY: Close = Close {
-        code: 1001,
-        reason: "server shutting down",
-    };
-    /// 1002: the client broke the framing rules.
-    pub const PROTOCOL_ERROR: Close = Close {
-        code: 1002,
-        reason: "protocol error",
-    };
-    /// 1007: a text message (or close reason) that is not UTF-8.
-    pub const INVALID_UTF8: Close = Close {
-        code: 1007,
-        reason: "invalid UTF-8",
-    };
-    /// 1009: a message over `--max-message-size`.
-    pub const TOO_BIG: Close = Close {
-        code: 1009,
-        reason: "message too big",
-    };
-    /// 1009: held too much of an incoming message when all of them
-    /// together were over the server's budget.
-    pub const OVER_INPUT_BUDGET: Close = Close {
-        code: 1009,
-        reason: "message too big for the server's input budget",
-    };
-}
 
 /// What the client sent, as the caller passes it on.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,9 +44,9 @@ pub enum Decoded {
     /// The close handshake is complete: the socket may go once the
     /// outbound queue is written.
     Finished,
-    /// The client broke the protocol: a close frame with this code is
+    /// The client broke the protocol: a close frame for this reason is
     /// queued and nothing it sends is decoded any more.
-    Failed(Close),
+    Failed(CloseReason),
 }
 
 /// Where the codec is in its life.
@@ -207,11 +170,11 @@ impl Codec {
             Err(Error::ConnectionClosed | Error::AlreadyClosed) => Decoded::Finished,
             Err(e) => {
                 let close = match e {
-                    Error::Capacity(_) => Close::TOO_BIG,
-                    Error::Utf8(_) => Close::INVALID_UTF8,
-                    _ => Close::PROTOCOL_ERROR,
+                    Error::Capacity(_) => CloseReason::MessageTooBig,
+                    Error::Utf8(_) => CloseReason::InvalidUtf8,
+                    _ => CloseReason::ProtocolError,
                 };
-                log::debug!("websocket error {e}, closing {}", close.code);
+                log::debug!("websocket error {e}, closing {}", close.code());
                 self.fail(close);
                 Decoded::Failed(close)
             }
@@ -270,13 +233,13 @@ impl Codec {
 
     /// Starts the close handshake: queues a close frame (if none was sent
     /// yet); nothing more is sent after it.
-    pub fn close(&mut self, close: Close) {
+    pub fn close(&mut self, close: CloseReason) {
         if self.state == State::Open {
             self.state = State::Closing;
         }
         let frame = CloseFrame {
-            code: close.code.into(),
-            reason: Utf8Bytes::from_static(close.reason),
+            code: close.code().into(),
+            reason: Utf8Bytes::from_static(close.reason()),
         };
         let mut pipe = Pipe {
             input: &[],
@@ -289,7 +252,7 @@ impl Codec {
 
     /// Gives up on the client: queues a close frame with `close`, discards
     /// what it sends from now on, and frees the message it was sending.
-    pub fn fail(&mut self, close: Close) {
+    pub fn fail(&mut self, close: CloseReason) {
         self.close(close);
         self.state = State::Failed;
         self.ctx = self.fresh_context();
@@ -440,7 +403,7 @@ mod tests {
             codec.send_encoded(b"answer");
             let steps = decode_all(&mut codec, &input[taken..]);
             assert!(
-                matches!(steps.last(), Some(Decoded::Failed(c)) if c.code == code),
+                matches!(steps.last(), Some(Decoded::Failed(c)) if c.code() == code),
                 "{steps:?}"
             );
             assert!(texts(&steps).is_empty(), "nothing after the failure");
@@ -493,10 +456,13 @@ mod tests {
         let buf = codec.mark_sent(n - 3);
         assert!(buf.is_some_and(|b| b.is_empty()));
         assert!(codec.needs_buffer());
-        codec.close(Close::GOING_AWAY);
+        codec.close(CloseReason::ShuttingDown);
         codec.send_ping();
         assert_eq!(codec.unsent()[0], 0x88, "nothing after the close frame");
-        assert_eq!(codec.unsent().len(), 4 + Close::GOING_AWAY.reason.len());
+        assert_eq!(
+            codec.unsent().len(),
+            4 + CloseReason::ShuttingDown.reason().len()
+        );
     }
 
     proptest::proptest! {

@@ -10,7 +10,8 @@
 //! Nothing here touches the engine: the reactor does.
 
 use crate::engine::ConnId;
-use crate::protocol::websocket::{Close, Codec};
+use crate::protocol::close::CloseReason;
+use crate::protocol::websocket::Codec;
 use crate::server::budget::Held;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -250,7 +251,7 @@ impl Connection {
     /// Sends a close frame on an open WebSocket and waits for the
     /// client's until `deadline_ms`. Returns the engine id if the engine
     /// still had it open.
-    pub fn close(&mut self, close: Close, deadline_ms: u64) -> Option<ConnId> {
+    pub fn close(&mut self, close: CloseReason, deadline_ms: u64) -> Option<ConnId> {
         let State::WebSocket { codec, life, .. } = &mut self.state else {
             return None;
         };

@@ -98,7 +98,7 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
         return refuse(403, "Forbidden");
     }
     if let Err(why) = ws_route.protocol.check_query(&req.query) {
-        return refuse(400, why);
+        return refuse(400, why.as_str());
     }
     Decision::Upgrade {
         protocol: ws_route.protocol,

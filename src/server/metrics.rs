@@ -1,6 +1,6 @@
 //! The bodies of `/health`, `/api/ping` and `/metrics`.
 
-use crate::engine::Stats;
+use crate::engine::{RouteStats, Stats};
 use crate::protocol::Protocol;
 use std::fmt::Write;
 
@@ -91,6 +91,22 @@ type Series = (
     fn(&crate::engine::ProtocolStats) -> u64,
 );
 
+/// A per-route gauge: name, help, which routes have it, how to read it.
+type RouteSeries = (
+    &'static str,
+    &'static str,
+    fn(&&RouteStats) -> bool,
+    fn(&RouteStats) -> u64,
+);
+
+/// `value` as a Prometheus label value (`\`, `"` and line feeds escaped).
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// `GET /metrics`, in the Prometheus text exposition format.
 pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) -> String {
     let mut out = String::with_capacity(4096);
@@ -145,6 +161,32 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for p in Protocol::ALL {
             let _ = writeln!(out, "{name}{{protocol=\"{p}\"}} {}", get(stats.of(p)));
+        }
+    }
+    let presence = |r: &&RouteStats| r.protocol == Protocol::Presence;
+    let per_route: [RouteSeries; 2] = [
+        (
+            "roomd_route_connections",
+            "Open WebSocket connections per route.",
+            |_| true,
+            |r| r.connections,
+        ),
+        (
+            "roomd_route_users",
+            "Online users per presence route (its `stats:` log line).",
+            presence,
+            |r| r.users,
+        ),
+    ];
+    for (name, help, keep, get) in per_route {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for r in stats.routes.iter().filter(keep) {
+            let path = label_value(&r.path);
+            let (protocol, value) = (r.protocol, get(r));
+            let _ = writeln!(
+                out,
+                "{name}{{protocol=\"{protocol}\",path=\"{path}\"}} {value}"
+            );
         }
     }
     let _ = writeln!(
@@ -257,5 +299,35 @@ mod tests {
         assert!(text.contains("roomd_rejected_upgrades_total{status=\"403\"} 1\n"));
         assert!(text.contains("roomd_slow_consumer_drops_total 4\n"));
         assert!(text.contains("# TYPE roomd_sockets_open gauge\nroomd_sockets_open 9\n"));
+    }
+
+    #[test]
+    fn routes_get_their_connections_and_presence_routes_their_users() {
+        let route = |path: &str, protocol, connections, users| RouteStats {
+            path: path.into(),
+            protocol,
+            connections,
+            users,
+        };
+        let stats = Stats {
+            routes: vec![
+                route("/presence", Protocol::Presence, 3, 2),
+                route("/chat", Protocol::Chat, 4, 0),
+                route("/odd\"\\", Protocol::Presence, 0, 0),
+            ],
+            ..Stats::default()
+        };
+        let text = metrics_text(&stats, &ServerCounters::default(), 1);
+        for line in [
+            "# TYPE roomd_route_connections gauge\n",
+            "roomd_route_connections{protocol=\"presence\",path=\"/presence\"} 3\n",
+            "roomd_route_connections{protocol=\"chat\",path=\"/chat\"} 4\n",
+            "# TYPE roomd_route_users gauge\n",
+            "roomd_route_users{protocol=\"presence\",path=\"/presence\"} 2\n",
+            "roomd_route_users{protocol=\"presence\",path=\"/odd\\\"\\\\\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+        assert!(!text.contains("roomd_route_users{protocol=\"chat\""));
     }
 }

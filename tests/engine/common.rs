@@ -61,8 +61,7 @@ impl Harness {
             protocol,
             path: path.into(),
             query: query.into(),
-            origin: None,
-            peer: Some("127.0.0.1:1".into()),
+            peer: Some(([127, 0, 0, 1], 1).into()),
         });
         conn
     }
@@ -85,10 +84,27 @@ impl Harness {
         self.input(Input::Closed { conn });
     }
 
-    /// Moves time forward by `ms` and ticks.
+    /// Moves time forward by `ms` and delivers a timeout, as a late wake-up
+    /// would (whatever is due by then fires once).
     pub fn advance(&mut self, ms: u64) {
         self.now += ms;
-        self.input(Input::Tick);
+        self.input(Input::Timeout);
+    }
+
+    /// Wakes the engine at each instant [`Engine::poll_timeout`] names, up
+    /// to `until`, as a reactor would; time then stands at `until`. Returns
+    /// the instants woken at.
+    pub fn run_until(&mut self, until: u64) -> Vec<u64> {
+        let mut woken = Vec::new();
+        while let Some(due) = self.engine.poll_timeout().filter(|&t| t <= until) {
+            assert!(due >= self.now, "deadline {due} before now {}", self.now);
+            assert!(woken.last() != Some(&due), "woken twice at {due}");
+            self.now = due;
+            self.input(Input::Timeout);
+            woken.push(due);
+        }
+        self.now = until;
+        woken
     }
 
     /// Everything `conn` was sent since the last call (all output kinds).

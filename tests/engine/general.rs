@@ -4,6 +4,7 @@
 use crate::common::{Harness, TS0};
 use roomd::engine::{ConnId, EngineConfig, Input, Output};
 use roomd::protocol::Protocol;
+use roomd::protocol::close::CloseReason;
 
 #[test]
 fn binary_closes_with_1003_and_counts_as_leaving() {
@@ -20,11 +21,9 @@ fn binary_closes_with_1003_and_counts_as_leaving() {
     h.received(a);
     h.received(b);
     h.input(Input::Binary { conn: b, len: 10 });
-    let got = h.take(b);
-    assert!(
-        matches!(got.as_slice(), [Output::Close { code: 1003, .. }]),
-        "{got:?}"
-    );
+    let reason = CloseReason::Binary;
+    assert_eq!(h.take(b), vec![Output::Close { conn: b, reason }]);
+    assert_eq!(reason.code(), 1003);
     h.expect(a, &[r#"{"type":"user-left","roomId":"r","userId":"b"}"#]);
     // The reactor's later Closed is a no-op.
     h.close(b);
@@ -34,10 +33,8 @@ fn binary_closes_with_1003_and_counts_as_leaving() {
         let c = h.connect_with(p, &format!("/{p}"), "userId=u");
         h.take(c);
         h.input(Input::Binary { conn: c, len: 1 });
-        assert!(
-            matches!(h.take(c).as_slice(), [Output::Close { code: 1003, .. }]),
-            "{p}"
-        );
+        let reason = CloseReason::Binary;
+        assert_eq!(h.take(c), vec![Output::Close { conn: c, reason }], "{p}");
     }
 }
 
@@ -89,7 +86,7 @@ fn heartbeats_ping_and_terminate_the_silent() {
 }
 
 #[test]
-fn ticks_only_visit_due_connections_and_late_ticks_ping_once() {
+fn timeouts_only_visit_due_connections_and_late_timeouts_ping_once() {
     let config = EngineConfig {
         heartbeat_interval_ms: 1000,
         ..EngineConfig::default()
@@ -171,10 +168,12 @@ fn a_sustained_flood_is_closed_with_1008() {
     for i in 0..10_000u64 {
         h.now += 1;
         h.send(a, r#"{"type":"ping"}"#);
-        if h.take(a)
-            .iter()
-            .any(|o| matches!(o, Output::Close { code: 1008, .. }))
-        {
+        if h.take(a).iter().any(|o| {
+            *o == Output::Close {
+                conn: a,
+                reason: CloseReason::RateLimited,
+            }
+        }) {
             closed_at = Some(i);
             break;
         }
@@ -208,7 +207,6 @@ fn inputs_for_unknown_connections_are_ignored() {
         protocol: Protocol::Chat,
         path: "/chat".into(),
         query: String::new(),
-        origin: None,
         peer: None,
     });
     h.expect_nothing(a);
@@ -223,7 +221,10 @@ fn a_path_keeps_its_first_protocol() {
     let b = h.connect_with(Protocol::Stream, "/x", "");
     assert!(matches!(
         h.take(b).as_slice(),
-        [Output::Close { code: 1011, .. }]
+        [Output::Close {
+            reason: CloseReason::RouteMismatch,
+            ..
+        }]
     ));
     assert_eq!(h.engine.connection_count(), 1);
 }
@@ -332,7 +333,7 @@ fn extreme_and_backward_times_do_not_panic() {
                 c,
                 r#"{"type":"chat-message","roomId":"r","userId":"u","content":"c"}"#,
             );
-            h.input(Input::Tick);
+            h.input(Input::Timeout);
             h.close(c);
         }
     }

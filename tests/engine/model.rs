@@ -1,5 +1,5 @@
 //! Model-based property test: random opens, messages (valid and
-//! malformed), pongs, binary frames, closes and ticks across many
+//! malformed), pongs, binary frames, closes and timeouts across many
 //! connections, every protocol and two routes per protocol, checked
 //! against a reference model of membership after every step.
 //!
@@ -7,11 +7,13 @@
 //! are exactly the model's; no message reaches a connection outside the
 //! sender's route and rooms; after every connection closes no room and no
 //! online user remains; two engines with the same seed emit the same
-//! outputs.
+//! outputs; `poll_timeout` names a deadline exactly while connections are
+//! open, and none at or before the time of a timeout just handled.
 
 use proptest::prelude::*;
 use roomd::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use roomd::protocol::Protocol;
+use roomd::protocol::close::CloseReason;
 use std::collections::{BTreeMap, BTreeSet};
 
 const T0: u64 = 1_704_110_400_000;
@@ -43,7 +45,7 @@ enum Op {
     Close {
         who: usize,
     },
-    Tick {
+    Timeout {
         ms: u64,
     },
 }
@@ -59,7 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|who| Op::Binary { who }),
         2 => any::<usize>().prop_map(|who| Op::Pong { who }),
         2 => any::<usize>().prop_map(|who| Op::Close { who }),
-        2 => prop_oneof![0..40_000u64, 0..600u64].prop_map(|ms| Op::Tick { ms }),
+        2 => prop_oneof![0..40_000u64, 0..600u64].prop_map(|ms| Op::Timeout { ms }),
     ]
 }
 
@@ -431,7 +433,6 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
                     protocol,
                     path,
                     query,
-                    origin: None,
                     peer: None,
                 }
             }
@@ -496,9 +497,9 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
                 actor = snap(&m, conn);
                 Input::Closed { conn: ConnId(conn) }
             }
-            Op::Tick { ms } => {
+            Op::Timeout { ms } => {
                 now += ms;
-                Input::Tick
+                Input::Timeout
             }
         };
         e.handle(now, input.clone());
@@ -513,12 +514,16 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
         }
         for o in &outs {
             match o {
-                Output::Close { conn, code, .. } => {
+                Output::Close { conn, reason } => {
                     let opening = matches!(op, Op::Open { .. });
-                    let expected = if opening { 1008 } else { 1003 };
-                    let flooding = rate_limited && !opening && *code == 1008;
+                    let expected = match reason {
+                        CloseReason::InvalidUserId(_) => opening,
+                        CloseReason::Binary => matches!(op, Op::Binary { .. }),
+                        CloseReason::RateLimited => rate_limited && !opening,
+                        _ => false,
+                    };
                     prop_assert!(
-                        *code == expected || flooding,
+                        expected,
                         "only binary frames, refused opens and floods close: {:?}",
                         o
                     );
@@ -567,6 +572,18 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
                 );
             }
         }
+        // Heartbeats are on: a deadline exactly while connections are
+        // open, and a timeout leaves none at or before its time.
+        let next = e.poll_timeout();
+        prop_assert_eq!(next.is_some(), !m.conns.is_empty(), "deadline {:?}", next);
+        if matches!(op, Op::Timeout { .. }) {
+            prop_assert!(
+                next.is_none_or(|t| t > now),
+                "{:?} still due at {}",
+                next,
+                now
+            );
+        }
         if rate_limited {
             e.check_invariants().map_err(TestCaseError::fail)?;
             prop_assert_eq!(e.connection_count(), m.conns.len());
@@ -582,6 +599,7 @@ fn run(ops: Vec<Op>, seed: u64, rate_limited: bool) -> Result<(), TestCaseError>
     }
     e.drain_outputs().for_each(drop);
     compare(&e, &m)?;
+    prop_assert_eq!(e.poll_timeout(), None);
     prop_assert_eq!(e.connection_count(), 0);
     prop_assert_eq!(e.room_count(), 0);
     for p in Protocol::ALL {

@@ -2,8 +2,11 @@
 //! the number-vs-string `userId` rule and isolation between routes.
 
 use crate::common::{Harness, T0, TS0};
-use roomd::engine::{ConnId, Output};
+use roomd::engine::{ConnId, Output, RouteStats};
+use roomd::protocol::Protocol;
 use roomd::protocol::Protocol::Presence;
+use roomd::protocol::close::CloseReason;
+use roomd::protocol::presence::UserIdError;
 
 fn online(h: &mut Harness, user: &str) -> ConnId {
     h.connect_with(Presence, "/presence", &format!("userId={user}"))
@@ -149,18 +152,20 @@ fn user_id_rule_and_query_decoding() {
 #[test]
 fn a_missing_user_id_is_refused() {
     let mut h = Harness::new();
-    for query in [
-        "",
-        "userId=",
-        "user=1",
-        &format!("userId={}", "u".repeat(129)),
+    for (query, why) in [
+        ("", UserIdError::Missing),
+        ("userId=", UserIdError::Empty),
+        ("user=1", UserIdError::Missing),
+        (&format!("userId={}", "u".repeat(129)), UserIdError::TooLong),
     ] {
         let c = h.connect_with(Presence, "/presence", query);
-        let got = h.take(c);
-        assert!(
-            matches!(got.as_slice(), [Output::Close { code: 1008, .. }]),
-            "{query}: {got:?}"
+        let reason = CloseReason::InvalidUserId(why);
+        assert_eq!(
+            h.take(c),
+            vec![Output::Close { conn: c, reason }],
+            "{query}"
         );
+        assert_eq!(reason.code(), 1008);
     }
     assert_eq!(h.engine.connection_count(), 0);
     assert_eq!(h.engine.stats().of(Presence).connections, 0);
@@ -188,4 +193,35 @@ fn each_route_has_its_own_users() {
         Vec::<String>::new()
     );
     assert_eq!(h.engine.stats().of(Presence).users, 1);
+}
+
+#[test]
+fn every_route_reports_its_connections_and_presence_routes_their_users() {
+    let mut h = Harness::new();
+    let a = h.connect_with(Presence, "/presence", "userId=1");
+    h.connect_with(Presence, "/presence", "userId=1");
+    h.connect_with(Presence, "/presence", "userId=2");
+    h.connect_with(Presence, "/ws-online-status", "userId=3");
+    h.connect(Protocol::Chat);
+    let route = |path: &str, protocol, connections, users| RouteStats {
+        path: path.into(),
+        protocol,
+        connections,
+        users,
+    };
+    let stats = h.engine.stats();
+    assert_eq!(
+        stats.routes,
+        vec![
+            route("/presence", Presence, 3, 2),
+            route("/ws-online-status", Presence, 1, 1),
+            route("/chat", Protocol::Chat, 1, 0),
+        ]
+    );
+    assert_eq!(stats.of(Presence).users, 3, "the sum over presence routes");
+    h.close(a);
+    assert_eq!(
+        h.engine.stats().routes[0],
+        route("/presence", Presence, 2, 2)
+    );
 }

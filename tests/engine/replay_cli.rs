@@ -36,14 +36,13 @@ fn inputs() -> Vec<Input> {
             protocol: Protocol::Presence,
             path: "/presence".into(),
             query: "userId=7".into(),
-            origin: None,
-            peer: Some("127.0.0.1:5000".into()),
+            peer: Some(([127, 0, 0, 1], 5000).into()),
         },
         Input::Text {
             conn: ConnId(1),
             text: r#"{"type":"PING"}"#.into(),
         },
-        Input::Tick,
+        Input::Timeout,
     ]
 }
 

@@ -185,7 +185,6 @@ fn room_ids_follow_the_seed() {
                 protocol: Signal,
                 path: "/signal".into(),
                 query: String::new(),
-                origin: None,
                 peer: None,
             },
         );

@@ -154,7 +154,7 @@ fn peers(journal: &Path) -> BTreeMap<String, u64> {
     for entry in reader {
         let entry = entry.expect("journal record");
         if let roomd::engine::Input::Open { conn, peer, .. } = entry.record.input {
-            peers.insert(peer.expect("peer address"), conn.0);
+            peers.insert(peer.expect("peer address").to_string(), conn.0);
         }
     }
     peers

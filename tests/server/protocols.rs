@@ -111,10 +111,26 @@ fn presence_announces_users_per_route() {
     );
     let on = alice.recv_type("USER_ONLINE");
     assert_eq!(on["userId"], 42, "numeric ids are numbers");
+    // A second connection of alice's: one more connection, no more users.
+    let mut alice2 = server.ws("/presence?userId=alice");
+    assert_eq!(alice2.recv()["type"], "CONNECTION_ESTABLISHED");
+    // The gauges of the presence `stats:` log line, per route.
+    let gauge = |name: &str, path: &str| {
+        metric(
+            &server,
+            &format!("{name}{{protocol=\"presence\",path=\"{path}\"}}"),
+        )
+    };
+    assert_eq!(gauge("roomd_route_users", "/presence"), 2);
+    assert_eq!(gauge("roomd_route_connections", "/presence"), 3);
+    assert_eq!(gauge("roomd_route_users", "/ws-online-status"), 1);
+    assert_eq!(gauge("roomd_route_connections", "/ws-online-status"), 1);
     bob.send_json(json!({"type": "PING"}));
     assert_eq!(bob.recv_type("PONG")["type"], "PONG");
     drop(bob);
     assert_eq!(alice.recv_type("USER_OFFLINE")["userId"], 42);
+    assert_eq!(gauge("roomd_route_users", "/presence"), 1);
+    assert_eq!(gauge("roomd_route_connections", "/presence"), 2);
 }
 
 #[test]

@@ -194,8 +194,7 @@ impl Reactor {
                 protocol,
                 path: req.path,
                 query: req.query,
-                origin: req.origin,
-                peer: Some(peer.to_string()),
+                peer: Some(peer),
             },
         );
         if !early.is_empty() {

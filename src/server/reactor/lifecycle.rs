@@ -5,7 +5,7 @@
 
 use super::timers::Timer;
 use super::{Reactor, SHUTDOWN_GRACE_MS, SIGNALS};
-use crate::protocol::websocket::Close;
+use crate::protocol::close::CloseReason;
 use mio::{Interest, Waker};
 use std::io;
 use std::sync::Arc;
@@ -97,7 +97,8 @@ impl Reactor {
             let conn = &mut self.conns[k];
             if conn.ws_id().is_none() {
                 self.drop_conn(k);
-            } else if let Some(id) = conn.close(Close::GOING_AWAY, now + SHUTDOWN_GRACE_MS) {
+            } else if let Some(id) = conn.close(CloseReason::ShuttingDown, now + SHUTDOWN_GRACE_MS)
+            {
                 self.closed.push(id);
                 self.mark_dirty(k);
             }

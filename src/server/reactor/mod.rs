@@ -11,7 +11,6 @@
 use crate::engine::{ConnId, ConnMap, Engine, Input, Output};
 use crate::journal::JournalWriter;
 use crate::protocol::frame::{OPCODE_TEXT, write_frame};
-use crate::protocol::websocket::Close;
 use crate::server::budget::Budget;
 use crate::server::buffer_pool::BufferPool;
 use crate::server::clock::Clock;
@@ -257,7 +256,7 @@ impl Reactor {
     /// Fires every deadline that has passed.
     fn on_timers(&mut self, now: u64) {
         if self.timers.fire(Timer::Engine, now) {
-            self.feed(now, Input::Tick);
+            self.feed(now, Input::Timeout);
         }
         while let Some(k) = self.timers.pop_expired(now, &self.conns) {
             if self.conns[k].is_request() {
@@ -280,8 +279,8 @@ impl Reactor {
 
     /// Sets the named deadlines for what this turn left behind.
     fn schedule(&mut self, now: u64) {
-        match self.engine_deadline(now) {
-            Some(at) => self.timers.set_if_unset(Timer::Engine, at),
+        match self.engine.poll_timeout() {
+            Some(at) => self.timers.set(Timer::Engine, at),
             None => self.timers.clear(Timer::Engine),
         }
         if self.pool.bytes() > 0 || !self.last_frame.is_empty() {
@@ -296,12 +295,6 @@ impl Reactor {
             self.timers
                 .set_if_unset(Timer::RetryAccept, now + IDLE_RELEASE_MS);
         }
-    }
-
-    /// When the engine next has something due.
-    fn engine_deadline(&self, now: u64) -> Option<u64> {
-        let tick_ms = (self.engine.config().heartbeat_interval_ms / 4).clamp(10, 1000);
-        (!self.tokens.is_empty()).then_some(now + tick_ms)
     }
 
     /// THE seam where every engine input passes (the journal hooks in
@@ -379,12 +372,8 @@ impl Reactor {
                 codec.send_encoded(&self.last_frame);
             }
             Output::Ping { .. } => codec.send_ping(),
-            Output::Close { code, reason, .. } => {
-                let close = Close {
-                    code: *code,
-                    reason,
-                };
-                conn.close(close, now + CLOSE_GRACE_MS);
+            Output::Close { reason, .. } => {
+                conn.close(*reason, now + CLOSE_GRACE_MS);
                 self.timers.watch(k, &self.conns[k]);
             }
             _ => return,

@@ -5,8 +5,9 @@
 
 use super::{CLOSE_GRACE_MS, Reactor};
 use crate::engine::Input;
+use crate::protocol::close::CloseReason;
 use crate::protocol::http::MAX_REQUEST_BYTES;
-use crate::protocol::websocket::{Close, Decoded, Received};
+use crate::protocol::websocket::{Decoded, Received};
 use crate::server::connection::{Life, ReadOutcome};
 
 /// Bytes read from one socket per read call (the shared scratch buffer).
@@ -163,7 +164,7 @@ impl Reactor {
                 conn.peer()
             );
             if let Some((_, codec, _)) = conn.websocket() {
-                codec.fail(Close::OVER_INPUT_BUDGET);
+                codec.fail(CloseReason::InboundBudget);
             }
             self.counters.inbound_budget_closes += 1;
             self.after_failure(k, now);
