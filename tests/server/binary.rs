@@ -106,7 +106,7 @@ fn invalid_flag_exits_2_naming_it() {
 }
 
 #[test]
-fn help_lists_every_flag() {
+fn help_lists_every_flag_and_replay_and_version_prints_the_version() {
     let out = roomd().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -119,10 +119,21 @@ fn help_lists_every_flag() {
         "--max-connections",
         "--max-outbound-bytes",
         "--rate-limit",
+        "--rate-limit-close-after",
+        "--presence-stats-interval",
+        "--request-timeout",
         "--log-level",
+        "--journal",
+        "replay",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
+    let out = roomd().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("roomd ", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
