@@ -15,6 +15,7 @@ mod http_endpoints;
 mod journal_e2e;
 mod protocols;
 mod reads;
+mod seed_env;
 mod socket_activation;
 mod websocket_conformance;
 mod websocket_limits;

@@ -3,10 +3,10 @@
 //! starts roomd with `LISTEN_FDS`; roomd must serve on that socket and not
 //! bind its own `--listen`.
 
-use crate::live::binary::next_line;
+use crate::live::binary::{KillOnDrop, next_line};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -26,17 +26,6 @@ fn unused_address() -> SocketAddr {
     );
     let probe = TcpListener::bind((ip.as_str(), 0)).expect("bind a probe");
     probe.local_addr().unwrap()
-}
-
-/// Kills the process when the test ends, passed or not (a leftover
-/// server would keep the test's output pipe open).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
