@@ -8,6 +8,7 @@ mod live;
 
 mod binary;
 mod connection_churn;
+mod dist_units;
 mod fd_limit;
 mod hostile_http;
 mod hostile_websocket;
