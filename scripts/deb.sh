@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Debian package with cargo-deb (installed if missing; settings
 # in Cargo.toml's [package.metadata.deb]) and checks its contents: the
-# binary (which must run), both systemd units, the environment file
-# /etc/default/roomd as dist/roomd.env has it, and that file listed as a
-# conffile. Exits non-zero on anything missing. Prints the package's path.
+# binary (which must run), both systemd units (which systemd-analyze must
+# accept), the environment file /etc/default/roomd as dist/roomd.env has
+# it, and that file listed as a conffile. Exits non-zero on anything
+# missing or wrong.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! cargo deb --version >/dev/null 2>&1; then
@@ -36,6 +37,18 @@ done
 cmp -s dist/roomd.env "$root/etc/default/roomd" || fail "/etc/default/roomd differs from dist/roomd.env"
 version=$("$root/usr/bin/roomd" --version) || fail "usr/bin/roomd --version failed"
 [ "$version" = "roomd $(cargo pkgid | sed 's/.*[#@]//')" ] || fail "unexpected version '$version'"
+# The units as systemd reads them, ExecStart= pointing at the unpacked
+# binary: not a single complaint (unknown keys are only warnings there).
+if command -v systemd-analyze >/dev/null; then
+    units="$root/verify"
+    mkdir "$units"
+    sed "s|^ExecStart=/usr/bin/roomd|ExecStart=$root/usr/bin/roomd|" \
+        "$root/lib/systemd/system/roomd.service" >"$units/roomd.service"
+    cp "$root/lib/systemd/system/roomd.socket" "$units/"
+    complaints=$(systemd-analyze verify "$units/roomd.socket" "$units/roomd.service" 2>&1) ||
+        fail "systemd-analyze verify failed: $complaints"
+    [ -z "$complaints" ] || fail "systemd-analyze verify: $complaints"
+fi
 
 [ "$failed" = 0 ] || exit 1
 echo "deb.sh: $deb has the binary, both units and the conffile /etc/default/roomd"
