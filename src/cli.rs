@@ -124,7 +124,7 @@ pub fn command() -> clap::Command {
 pub fn parse<I, T>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Invocation, CliError>
 where
     I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
+    T: Into<OsString>,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     // `roomd replay` first, without the variables: a bad ROOMD_ value is
