@@ -179,8 +179,8 @@ fn a_closed_stdout_does_not_stop_the_server() {
 /// The timers' flags reach the engine and the reactor: presence stats
 /// every 100 ms (default 30 s), and a client that sends nothing dropped
 /// after 300 ms (default 10 s), set through `ROOMD_REQUEST_TIMEOUT`; both
-/// defaults are longer than the tests' bounded waits. (Both fire on the
-/// reactor's tick, once a second with the default heartbeat.)
+/// defaults are longer than the tests' bounded waits. (The stats line
+/// comes on the engine's tick, once a second with the default heartbeat.)
 #[test]
 fn timer_flags_shorten_the_stats_interval_and_the_request_timeout() {
     let mut command = roomd();
