@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,29 +1,30 @@
-//! The `roomd` binary: parses its configuration and starts the server.
+//! The `roomd` binary: parses its command line and starts the server (or
+//! `roomd replay`).
 #![forbid(unsafe_code)]
 
-use roomd::server::config::{Command, Config, help};
+use roomd::cli::Invocation;
+use roomd::server::config::seed_env;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("replay") {
-        std::process::exit(roomd::replay::main(&args[1..]));
-    }
-    let command = match Config::parse(&args, &|k| std::env::var(k).ok()) {
-        Ok(command) => command,
+    // Before anything else (and before any thread): `.env` fills in the
+    // environment the command line is read from.
+    let dotenv = seed_env::load_dotenv();
+    let invocation = match roomd::cli::parse(std::env::args_os(), |k| std::env::var(k).ok()) {
+        Ok(invocation) => invocation,
         Err(e) => {
-            eprintln!("roomd: {e}");
-            std::process::exit(2);
+            e.print();
+            std::process::exit(e.exit_code());
         }
     };
-    let config = match command {
-        Command::Help => {
-            print!("{}", help());
-            return;
-        }
-        Command::Serve(config) => config,
+    let config = match invocation {
+        Invocation::Replay(args) => std::process::exit(roomd::replay::run(&args)),
+        Invocation::Serve(config) => *config,
     };
     if let Err(e) = roomd::server::logger::init(config.log_level) {
         eprintln!("roomd: logger: {e}");
+    }
+    if let Err(e) = dotenv {
+        log::warn!("{e} (the lines before it were read)");
     }
     if let Err(e) = roomd::server::run(config) {
         log::error!("{e}");

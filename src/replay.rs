@@ -5,14 +5,15 @@
 //! [`crate::journal::Action`]). With `--check` it compares each input's
 //! output digest with the recorded one and reports the first divergence.
 //!
-//! Exit codes: 0 identical (or printed), 1 divergence, 2 usage, IO or
-//! malformed journal.
+//! Exit codes: 0 identical (or printed), 1 divergence, 2 usage (a bad
+//! command line, see [`crate::cli`]), IO or malformed journal.
 
 use crate::engine::{Engine, Input, Output};
 use crate::journal::{Action, Digest, Entry, JournalError, JournalReader};
 use serde::Serialize;
 use std::io::{BufRead, Write};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 
 /// How a replay ended, when the journal could be read to its end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,20 +140,22 @@ pub fn print<R: BufRead, W: Write>(journal: R, out: &mut W) -> Result<Replayed, 
     }
 }
 
-const USAGE: &str = "usage: roomd replay [--check] FILE";
+/// The arguments of `roomd replay`.
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct ReplayArgs {
+    /// Compare every input's output digest with the recorded one instead
+    /// of printing the actions; exit 1 at the first divergence
+    #[arg(long)]
+    pub check: bool,
+    /// The journal, as written by `roomd --journal FILE`
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
 
-/// The `roomd replay` subcommand; `args` are the arguments after `replay`.
-/// Returns the process exit code.
-pub fn main(args: &[String]) -> i32 {
-    let (check_mode, path) = match args {
-        [flag, path] if flag == "--check" => (true, path),
-        [path] if !path.starts_with('-') => (false, path),
-        _ => {
-            eprintln!("{USAGE}");
-            return 2;
-        }
-    };
-    let file = match std::fs::File::open(path) {
+/// The `roomd replay` subcommand. Returns the process exit code.
+pub fn run(args: &ReplayArgs) -> i32 {
+    let path = args.file.display();
+    let file = match std::fs::File::open(&args.file) {
         Ok(f) => std::io::BufReader::with_capacity(1 << 20, f),
         Err(e) => {
             eprintln!("roomd replay: cannot open {path}: {e}");
@@ -164,7 +167,7 @@ pub fn main(args: &[String]) -> i32 {
             eprintln!("roomd replay: warning: line {line} is truncated (ignored)");
         }
     };
-    if !check_mode {
+    if !args.check {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
         return match print(file, &mut out) {

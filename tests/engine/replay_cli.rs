@@ -102,3 +102,16 @@ fn plain_replay_prints_json_lines_and_warns_about_a_truncated_tail() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 5 is truncated"));
     std::fs::remove_file(&path).unwrap();
 }
+
+/// The server's variables are not the replay's: a bad one does not stop it.
+#[test]
+fn a_bad_server_variable_does_not_stop_a_replay() {
+    let path = write_journal("env", &inputs());
+    let out = Command::new(env!("CARGO_BIN_EXE_roomd"))
+        .args(["replay", "--check", path.to_str().unwrap()])
+        .env("ROOMD_RATE_LIMIT", "fast")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    std::fs::remove_file(&path).unwrap();
+}

@@ -106,7 +106,7 @@ fn invalid_flag_exits_2_naming_it() {
 }
 
 #[test]
-fn help_lists_every_flag() {
+fn help_lists_every_flag_and_replay_and_version_prints_the_version() {
     let out = roomd().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
@@ -119,10 +119,21 @@ fn help_lists_every_flag() {
         "--max-connections",
         "--max-outbound-bytes",
         "--rate-limit",
+        "--rate-limit-close-after",
+        "--presence-stats-interval",
+        "--request-timeout",
         "--log-level",
+        "--journal",
+        "replay",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
+    let out = roomd().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("roomd ", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -163,4 +174,45 @@ fn a_closed_stdout_does_not_stop_the_server() {
     assert!(child.try_wait().unwrap().is_none(), "roomd exited");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// The timers' flags reach the engine and the reactor: presence stats
+/// every 100 ms (default 30 s), and a client that sends nothing dropped
+/// after 300 ms (default 10 s), set through `ROOMD_REQUEST_TIMEOUT`; both
+/// defaults are longer than the tests' bounded waits. (The stats line
+/// comes on the engine's tick, once a second with the default heartbeat.)
+#[test]
+fn timer_flags_shorten_the_stats_interval_and_the_request_timeout() {
+    let mut command = roomd();
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--presence-stats-interval",
+            "100ms",
+        ])
+        .env("ROOMD_REQUEST_TIMEOUT", "0.3");
+    let server = crate::live::binary::spawn(command);
+    let mut child = server.child;
+    let addr = server.addr;
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
+    let (ws, _) =
+        tungstenite::client(format!("ws://{addr}/presence?userId=7"), stream).expect("handshake");
+    crate::live::binary::next_line(&server.log, "/presence: stats: 1 users, 1 connections");
+
+    let mut silent = TcpStream::connect(addr).unwrap();
+    silent.set_read_timeout(Some(crate::live::TIMEOUT)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = std::io::Read::read(&mut silent, &mut buf);
+    assert!(
+        matches!(read, Ok(0)),
+        "{read:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    drop(ws);
+    sigterm(&child);
+    assert!(wait(&mut child).success());
 }

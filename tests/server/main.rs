@@ -8,6 +8,7 @@ mod live;
 
 mod binary;
 mod connection_churn;
+mod dist_units;
 mod fd_limit;
 mod hostile_http;
 mod hostile_websocket;
@@ -15,6 +16,7 @@ mod http_endpoints;
 mod journal_e2e;
 mod protocols;
 mod reads;
+mod seed_env;
 mod socket_activation;
 mod tls;
 mod websocket_conformance;

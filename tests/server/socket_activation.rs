@@ -1,20 +1,26 @@
 //! systemd socket activation end to end: `systemd-socket-activate` (from
 //! the systemd package, which roomd's unit targets) binds the address and
-//! starts roomd with `LISTEN_FDS`; roomd must serve on that socket and not
-//! bind its own `--listen`.
+//! starts roomd with `LISTEN_FDS` on the port of `dist/roomd.socket`;
+//! roomd must serve on that socket and not bind its own `--listen`.
 
-use crate::live::binary::next_line;
+use crate::live::binary::{KillOnDrop, next_line};
+use crate::live::dist::unit_value;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
 const ACTIVATE: &str = "systemd-socket-activate";
 
-/// A loopback address nothing else uses: a random 127.x.y.1 with a port the
-/// kernel just handed out on it (released again for the activator to bind).
-fn unused_address() -> SocketAddr {
+/// `dist/roomd.socket`'s `ListenStream=` port on a loopback address
+/// nothing else uses, a random 127.x.y.1 (released again for the activator
+/// to bind); a port the kernel hands out if another process holds that
+/// port on every address.
+fn unit_address() -> SocketAddr {
+    let port: u16 = unit_value("roomd.socket", "ListenStream")
+        .parse()
+        .expect("ListenStream= is a port number");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -24,19 +30,11 @@ fn unused_address() -> SocketAddr {
         1 + (nanos >> 8) % 250,
         1 + (std::process::id() % 250)
     );
-    let probe = TcpListener::bind((ip.as_str(), 0)).expect("bind a probe");
-    probe.local_addr().unwrap()
-}
-
-/// Kills the process when the test ends, passed or not (a leftover
-/// server would keep the test's output pipe open).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let probe = TcpListener::bind((ip.as_str(), port)).or_else(|e| {
+        eprintln!("port {port} of roomd.socket is taken ({e}): using another");
+        TcpListener::bind((ip.as_str(), 0))
+    });
+    probe.expect("bind a probe").local_addr().unwrap()
 }
 
 #[test]
@@ -46,7 +44,7 @@ fn serves_on_the_socket_systemd_passes() {
         found.is_ok(),
         "{ACTIVATE} not found: install systemd (apt-get install systemd)"
     );
-    let addr = unused_address();
+    let addr = unit_address();
     let mut child = Command::new(ACTIVATE)
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")

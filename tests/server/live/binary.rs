@@ -3,16 +3,51 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-/// The `roomd` binary, without the systemd variables of the test's own
-/// environment (a test that wants them sets them again).
+/// The `roomd` binary, without the systemd, seed and `ROOMD_` variables
+/// of the test's own environment (a test that wants them sets them
+/// again), in an empty working directory (so no stray `.env`).
 pub fn roomd() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roomd"));
-    command.env_remove("NOTIFY_SOCKET").env_remove("LISTEN_FDS");
+    for var in [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "PORT",
+        "WS_PORT",
+        "FRONTEND_URL",
+    ] {
+        command.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("ROOMD_") {
+            command.env_remove(var);
+        }
+    }
+    command.current_dir(scratch_dir("cwd"));
     command
+}
+
+/// A directory of this test process under cargo's directory for test
+/// files, created if missing.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a test directory");
+    dir
+}
+
+/// Kills the process when the test ends, passed or not (a leftover
+/// server would keep the test's output pipe open).
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A running server: the child, its first listening address, its log.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod dist;
 pub mod raw;
 
 use roomd::server::{Config, Server, ShutdownHandle};
