@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod journal;

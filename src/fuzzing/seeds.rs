@@ -3,7 +3,7 @@
 
 use super::ops::{Op, encode};
 
-// Route indexes into `ROUTES`.
+// Route indexes into `model::routes()`.
 const SCRATCH: u8 = 0;
 const SIGNAL: u8 = 1;
 const PRESENCE: u8 = 2;
@@ -195,12 +195,12 @@ pub fn engine_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// The `protocol_messages` seeds: every template of every protocol, filled
 /// with plausible values, and every malformed message.
 pub fn message_seeds() -> Vec<(String, Vec<u8>)> {
-    use super::templates::{MALFORMED, fill, templates};
+    use super::templates::{MALFORMED, TEMPLATES_PER_PROTOCOL, template};
     use crate::protocol::Protocol;
     let mut seeds = Vec::new();
     for p in Protocol::ALL {
-        for (i, t) in templates(p).iter().enumerate() {
-            let text = fill(t, ["lobby", "1", "Alice"]);
+        for i in 0..TEMPLATES_PER_PROTOCOL[p.index()] {
+            let text = template(p, i as u8, [0, 1, 2], 1).render(&["123456".into()]);
             seeds.push((format!("{}_{i}", p.name()), text.into_bytes()));
         }
     }
@@ -213,15 +213,16 @@ pub fn message_seeds() -> Vec<(String, Vec<u8>)> {
 /// The `journal` seeds: each engine scenario recorded as a journal (the
 /// digests are whatever the engine produced when the seeds were written).
 pub fn journal_seeds() -> Vec<(String, Vec<u8>)> {
-    use super::harness::Harness;
+    use super::{Driver, Model, config, run};
     scenarios()
         .into_iter()
         .take(4)
         .map(|(name, ops)| {
-            let mut h = Harness::new(1);
-            h.record_journal();
-            super::ops::run(&mut h, &ops);
-            (format!("{name}.jsonl"), h.take_journal())
+            let mut model = Model::new(config(), 1);
+            let mut driver = Driver::new(&model);
+            driver.record_journal(&model);
+            run(&mut model, &mut driver, &ops);
+            (format!("{name}.jsonl"), driver.take_journal())
         })
         .collect()
 }
