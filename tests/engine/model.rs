@@ -7,8 +7,8 @@
 //! seed, and checks every step (`roomd::fuzzing::driver`); at the end every
 //! connection closes and nothing may remain.
 //!
-//! Half the cases run with a tight rate limit, which the model predicts
-//! too. `PROPTEST_CASES=N` runs more than the 256 cases.
+//! A quarter of the cases run with a tight rate limit, which the model
+//! predicts too. `PROPTEST_CASES=N` runs more than the 256 cases.
 
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
@@ -21,20 +21,29 @@ use roomd::fuzzing::templates::NAMES;
 /// The reference state machine: [`Model`].
 struct Reference;
 
+/// A pool index, mostly among the first three so that joins collide.
+fn small() -> impl Strategy<Value = u8> {
+    prop_oneof![3 => 0..3u8, 1 => any::<u8>()]
+}
+
 /// The choices proptest draws; [`Model::choose`] makes them transitions.
 fn op() -> impl Strategy<Value = Op> {
     let conn = any::<u8>();
-    let user = 0..=NAMES.len() as u8;
+    let user = prop_oneof![3 => 0..3u8, 1 => 0..=NAMES.len() as u8];
+    let slots = [small(), small(), small()];
+    // Mostly the routes with rooms (/scratch, /signal, /stream), so that
+    // rooms get several members.
+    let route = prop_oneof![2 => prop::sample::select(vec![0u8, 1, 5]), 1 => 0..ROUTE_COUNT as u8];
     prop_oneof![
-        3 => (0..ROUTE_COUNT as u8, user).prop_map(|(route, user)| Op::Open { route, user }),
-        10 => (conn, any::<u8>(), any::<[u8; 3]>())
+        4 => (route, user).prop_map(|(route, user)| Op::Open { route, user }),
+        10 => (conn, any::<u8>(), slots)
             .prop_map(|(conn, template, slots)| Op::Template { conn, template, slots }),
         1 => (conn, any::<u8>()).prop_map(|(conn, n)| Op::Raw { conn, text: vec![0xFF, n] }),
         1 => (conn, "[\\[\\]{}\":,a-z0-9 ]{0,16}")
             .prop_map(|(conn, text)| Op::Raw { conn, text: text.into_bytes() }),
         1 => (conn, 0..64u16).prop_map(|(conn, len)| Op::Binary { conn, len }),
-        2 => conn.prop_map(|conn| Op::Pong { conn }),
-        2 => conn.prop_map(|conn| Op::Close { conn }),
+        1 => conn.prop_map(|conn| Op::Pong { conn }),
+        1 => conn.prop_map(|conn| Op::Close { conn }),
         2 => prop_oneof![0..160u16, 0..3u16].prop_map(|quarter_secs| Op::Tick { quarter_secs }),
         1 => any::<u8>().prop_map(|ms| Op::Wait { ms }),
     ]
@@ -52,7 +61,7 @@ impl ReferenceStateMachine for Reference {
             rate_limit_close_after_ms: 300,
             ..EngineConfig::default()
         };
-        (prop_oneof![Just(0), Just(1)], any::<u64>())
+        (prop_oneof![3 => Just(0), 1 => Just(1)], any::<u64>())
             .prop_map(move |(rate, seed)| Model::new(config(rate), seed))
             .boxed()
     }
