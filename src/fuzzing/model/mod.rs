@@ -294,6 +294,11 @@ impl Model {
         for conn in &e.terminates {
             if let Some(r) = self.route_of(*conn) {
                 e.hear.extend(r.peers(*conn));
+                // Which of a user's connections dying together is its
+                // last depends on the engine's order: any may announce it.
+                if r.protocol == Protocol::Presence {
+                    e.hear.extend(&r.conns);
+                }
             }
         }
         for conn in e.terminates.clone() {
