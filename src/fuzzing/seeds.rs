@@ -195,12 +195,16 @@ pub fn engine_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// The `protocol_messages` seeds: every template of every protocol, filled
 /// with plausible values, and every malformed message.
 pub fn message_seeds() -> Vec<(String, Vec<u8>)> {
-    use super::templates::{MALFORMED, TEMPLATES_PER_PROTOCOL, template};
+    use super::templates::{Context, MALFORMED, TEMPLATES_PER_PROTOCOL, template};
     use crate::protocol::Protocol;
     let mut seeds = Vec::new();
     for p in Protocol::ALL {
         for i in 0..TEMPLATES_PER_PROTOCOL[p.index()] {
-            let text = template(p, i as u8, [0, 1, 2], 1).render(&["123456".into()]);
+            let cx = Context {
+                created: 1,
+                own: Vec::new(),
+            };
+            let text = template(p, i as u8, [0, 1, 2], &cx).render(&["123456".into()]);
             seeds.push((format!("{}_{i}", p.name()), text.into_bytes()));
         }
     }

@@ -97,12 +97,28 @@ const RELAYS: [&str; 3] = [
     r#""chat-message","message":"hello","sender":"host""#,
 ];
 
+/// What the sender's route offers a template besides [`NAMES`].
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// How many `signal` rooms were created on the route.
+    pub created: usize,
+    /// The sender's own `(session or room, userId)` memberships.
+    pub own: Vec<(String, String)>,
+}
+
 /// Message `index` (modulo [`TEMPLATES_PER_PROTOCOL`]) of `protocol`, its
-/// names picked from [`NAMES`] by `slots`; on `signal`, slot 0 picks one
-/// of the `created` rooms of the route if there are any.
-pub fn template(protocol: Protocol, index: u8, slots: [u8; 3], created: usize) -> Msg {
+/// names picked from [`NAMES`] by `slots`; a slot 0 of `0x80` or more
+/// picks one of the sender's own memberships instead (room and user), and
+/// on `signal` slot 0 picks one of the created rooms if there are any.
+pub fn template(protocol: Protocol, index: u8, slots: [u8; 3], cx: &Context) -> Msg {
     let name = |i: usize| NAMES[usize::from(slots[i]) % NAMES.len()].to_string();
-    let [n0, n1, n2] = [name(0), name(1), name(2)];
+    let own = match cx.own.len() {
+        0 => None,
+        n if slots[0] >= 0x80 => cx.own.get(usize::from(slots[0]) % n).cloned(),
+        _ => None,
+    };
+    let [n0, n1] = own.unwrap_or_else(|| (name(0), name(1))).into();
+    let n2 = name(2);
     let count = TEMPLATES_PER_PROTOCOL[protocol.index()];
     let text = |s: String| Msg::Text(s);
     match (protocol, usize::from(index) % count) {
@@ -113,7 +129,7 @@ pub fn template(protocol: Protocol, index: u8, slots: [u8; 3], created: usize) -
         (Protocol::Scratch, 4) => text(r#"{"type":"join","sessionId":""}"#.into()),
         (Protocol::Scratch, _) => text(r#"{"type":"sync","changes":{}}"#.into()),
         (Protocol::Signal, i) => {
-            let room = match created {
+            let room = match cx.created {
                 0 => RoomRef::Id(n0),
                 n => RoomRef::Created(usize::from(slots[0]) % n),
             };
@@ -281,9 +297,13 @@ mod tests {
     fn every_template_is_a_json_object_with_a_type() {
         for p in Protocol::ALL {
             for i in 0..TEMPLATES_PER_PROTOCOL[p.index()] as u8 {
-                for slots in [[0, 1, 2], [4, 5, 6]] {
+                for slots in [[0, 1, 2], [4, 5, 6], [0x80, 0, 0]] {
                     let ids = ["123456".to_string()];
-                    let text = template(p, i, slots, 1).render(&ids);
+                    let cx = Context {
+                        created: 1,
+                        own: vec![("lobby".into(), "1".into())],
+                    };
+                    let text = template(p, i, slots, &cx).render(&ids);
                     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                     assert!(v["type"].is_string(), "{text}");
                 }
@@ -295,7 +315,7 @@ mod tests {
     fn typed_templates_parse_back_to_themselves() {
         for p in [Protocol::Scratch, Protocol::Stream] {
             for i in 0..TEMPLATES_PER_PROTOCOL[p.index()] as u8 {
-                let msg = template(p, i, [4, 5, 6], 0);
+                let msg = template(p, i, [4, 5, 6], &Context::default());
                 let parsed = Msg::parse(p, &msg.render(&[]));
                 match msg {
                     Msg::Text(_) => assert_eq!(parsed, None, "{msg:?}"),
@@ -304,7 +324,11 @@ mod tests {
                 }
             }
         }
-        let join = template(Protocol::Signal, 1, [0; 3], 1).render(&["654321".into()]);
+        let cx = Context {
+            created: 1,
+            own: Vec::new(),
+        };
+        let join = template(Protocol::Signal, 1, [0; 3], &cx).render(&["654321".into()]);
         let id = RoomRef::Id("654321".into());
         assert_eq!(Msg::parse(Protocol::Signal, &join), Some(Msg::JoinRoom(id)));
     }

@@ -30,7 +30,9 @@ fn small() -> impl Strategy<Value = u8> {
 fn op() -> impl Strategy<Value = Op> {
     let conn = any::<u8>();
     let user = prop_oneof![3 => 0..3u8, 1 => 0..=NAMES.len() as u8];
-    let slots = [small(), small(), small()];
+    // Slot 0 of 0x80 or more: one of the sender's own rooms.
+    let own = prop_oneof![3 => small(), 2 => 0x80..=0xFFu8];
+    let slots = [own.boxed(), small().boxed(), small().boxed()];
     // Mostly the routes with rooms (/scratch, /signal, /stream), so that
     // rooms get several members.
     let route = prop_oneof![2 => prop::sample::select(vec![0u8, 1, 5]), 1 => 0..ROUTE_COUNT as u8];

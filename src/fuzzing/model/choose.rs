@@ -1,13 +1,13 @@
 //! Picks the next transition among the valid ones from a few numbers (an
 //! [`Op`]): the proptest driver draws them, the fuzz driver decodes them
 //! from bytes. Connections are picked among the live ones, names from
-//! [`NAMES`], `signal` rooms among the created ones; time only moves
-//! forward.
+//! [`NAMES`] or the sender's own memberships, `signal` rooms among the
+//! created ones; time only moves forward.
 
 use super::{MAX_CONNS, Model, ROUTE_COUNT, Transition};
 use crate::engine::ConnId;
 use crate::fuzzing::ops::Op;
-use crate::fuzzing::templates::{MALFORMED, Msg, NAMES, template};
+use crate::fuzzing::templates::{Context, MALFORMED, Msg, NAMES, template};
 
 impl Model {
     /// The live connection at `index` modulo their number.
@@ -39,7 +39,11 @@ impl Model {
             } => {
                 let conn = self.pick(*conn)?;
                 let r = self.route_of(conn)?;
-                let msg = template(r.protocol, *index, *slots, r.signal.len());
+                let cx = Context {
+                    created: r.signal.len(),
+                    own: r.own(conn),
+                };
+                let msg = template(r.protocol, *index, *slots, &cx);
                 Transition::Send { conn, msg }
             }
             Op::Raw { conn, text } => {

@@ -118,6 +118,17 @@ impl RouteModel {
                 .count()
     }
 
+    /// `conn`'s own memberships: its session (with no user), or its
+    /// `stream` rooms and the `userId` it joined each as.
+    pub fn own(&self, conn: ConnId) -> Vec<(String, String)> {
+        let session = self.session_of(conn).map(|s| (s, String::new()));
+        let rooms = self.stream.iter().filter_map(|(room, members)| {
+            let (user, _) = members.iter().find(|(_, c)| *c == conn)?;
+            Some((room.clone(), user.clone()))
+        });
+        session.into_iter().chain(rooms).collect()
+    }
+
     /// The `userId` `conn` joined `stream` room `room` as.
     pub fn participant(&self, conn: ConnId, room: &str) -> Option<&str> {
         let members = self.stream.get(room)?;
