@@ -10,6 +10,14 @@ const PRESENCE: u8 = 2;
 const ONLINE_STATUS: u8 = 3;
 const CHAT: u8 = 4;
 const STREAM: u8 = 5;
+const SCRATCH_2: u8 = 6;
+const SIGNAL_2: u8 = 7;
+const CHAT_2: u8 = 8;
+const STREAM_2: u8 = 9;
+/// The user index past the names: no `userId`.
+const NO_USER: u8 = 7;
+/// Slot 0 picking the sender's own session or room.
+const OWN: u8 = 0x80;
 
 fn open(route: u8, user: u8) -> Op {
     Op::Open { route, user }
@@ -170,6 +178,34 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 Op::Binary { conn: 3, len: 10 },
                 Op::Binary { conn: 0, len: 0 },
                 raw(4, "{\"type\":\"join-room\",\"roomId\":[],\"userId\":{}}"),
+            ],
+        ),
+        (
+            "second_routes_and_own_rooms",
+            vec![
+                open(SCRATCH_2, 0),
+                open(SCRATCH_2, 0),
+                open(STREAM_2, 0),
+                open(STREAM_2, 0),
+                open(PRESENCE, NO_USER),
+                open(CHAT_2, 0),
+                open(SIGNAL_2, 0),
+                open(SIGNAL_2, 0),
+                say(0, 0, [1, 0, 0]),
+                say(1, 0, [1, 0, 0]),
+                say(0, 1, [OWN, 0, 0]),
+                say(1, 3, [0, 0, 0]),
+                say(2, 0, [0, 1, 1]),
+                say(3, 0, [0, 2, 2]),
+                say(2, 1, [OWN, 0, 0]),
+                say(3, 3, [OWN, 0, 0]),
+                say(3, 4, [OWN, 0, 0]),
+                say(5, 0, [0, 0, 0]),
+                say(6, 1, [0, 0, 0]),
+                say(5, 2, [0, 0, 0]),
+                say(4, 2, [0, 1, 0]),
+                tick(6),
+                Op::Close { conn: 0 },
             ],
         ),
         (
