@@ -50,6 +50,12 @@ impl Driver {
         }
     }
 
+    /// The IDs the engine gave the `signal` rooms created on route
+    /// `route`, in creation order.
+    pub fn signal_ids(&self, route: usize) -> &[String] {
+        self.ids.get(route).map_or(&[], Vec::as_slice)
+    }
+
     /// Journals every input from now on (see [`Self::take_journal`]).
     pub fn record_journal(&mut self, model: &Model) {
         let config = self.engine.config();

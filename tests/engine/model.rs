@@ -12,11 +12,12 @@
 
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
-use roomd::engine::EngineConfig;
+use roomd::engine::{ConnId, EngineConfig};
 use roomd::fuzzing::driver::Driver;
 use roomd::fuzzing::model::{Model, ROUTE_COUNT, Transition};
 use roomd::fuzzing::ops::Op;
-use roomd::fuzzing::templates::NAMES;
+use roomd::fuzzing::templates::{Msg, NAMES, RoomRef};
+use roomd::fuzzing::{config, step};
 
 /// The reference state machine: [`Model`].
 struct Reference;
@@ -118,4 +119,53 @@ prop_state_machine! {
 
     #[test]
     fn engine_matches_the_model(sequential 1..160 => EngineTest);
+}
+
+/// `signal` room IDs are unique among live rooms only: once an ID comes
+/// again, it names the new room, for the model and the checks too.
+#[test]
+fn a_signal_room_id_given_again_names_the_new_room() {
+    // With seed 11 the 85th room gets an ID given before.
+    let mut model = Model::new(config(), 11);
+    let mut driver = Driver::new(&model);
+    let open = |model: &mut Model, driver: &mut Driver| {
+        let conn = ConnId(model.next_conn);
+        let t = Transition::Open {
+            conn,
+            route: 1,
+            user: None,
+        };
+        assert!(step(model, driver, &t));
+        conn
+    };
+    let send = |model: &mut Model, driver: &mut Driver, conn, msg| {
+        assert!(step(model, driver, &Transition::Send { conn, msg }));
+    };
+    let again = loop {
+        let host = open(&mut model, &mut driver);
+        send(&mut model, &mut driver, host, Msg::Create);
+        let ids = driver.signal_ids(1);
+        let (latest, older) = ids.split_last().unwrap();
+        if older.contains(latest) {
+            break (host, ids.len() - 1);
+        }
+        assert!(ids.len() < 2_000, "no ID came twice");
+        step(&mut model, &mut driver, &Transition::Close { conn: host });
+    };
+    let (host, room) = again;
+    let guest = open(&mut model, &mut driver);
+    send(
+        &mut model,
+        &mut driver,
+        guest,
+        Msg::JoinRoom(RoomRef::Created(room)),
+    );
+    send(
+        &mut model,
+        &mut driver,
+        host,
+        Msg::Relay(RoomRef::Created(room), 0),
+    );
+    assert_eq!(model.expect.one_send_to, Some(guest));
+    driver.finish(&mut model);
 }
