@@ -31,6 +31,7 @@
 
 pub mod cli;
 pub mod engine;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod journal;

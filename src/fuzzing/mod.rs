@@ -2,10 +2,16 @@
 //! replay the seed corpora (`fuzz/seeds/<target>/`) and every crash found.
 //! The cargo-fuzz project in `fuzz/` only calls these.
 //!
-//! Every body panics on a broken invariant and never otherwise.
+//! Every body panics on a broken invariant and never otherwise. The
+//! `engine` and `protocol_messages` bodies drive the engine through the
+//! reference [`model`], the same one `tests/engine/model.rs` drives with
+//! proptest. Compiled only with the `fuzzing` feature (the fuzz crate and
+//! the tests turn it on).
 
 pub mod bytes;
-pub mod harness;
+mod checks;
+pub mod driver;
+pub mod model;
 pub mod ops;
 pub mod seeds;
 pub mod templates;
@@ -13,32 +19,63 @@ mod websocket;
 
 pub use websocket::{seeds as websocket_seeds, websocket};
 
-use crate::engine::Input;
-use harness::Harness;
-use templates::ROUTES;
+use crate::engine::{ConnId, EngineConfig};
+use driver::Driver;
+use model::{Model, Transition};
+use templates::{Msg, RoomRef};
 
 /// The engine's seed in every target.
 const SEED: u64 = 0x5EED;
 
-/// `engine`: a byte-encoded sequence of opens, messages, pongs, closes and
-/// timeouts (see [`ops`]), checked after every step and replayed a second
-/// time to check that the same inputs give the same outputs.
+/// The engine's configuration in every target: heartbeats every 5 s, a
+/// rate limit a burst of templated messages can reach, 4 rooms per
+/// connection.
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        heartbeat_interval_ms: 5_000,
+        presence_stats_interval_ms: 7_000,
+        rate_limit_per_sec: 20,
+        rate_limit_burst: 40,
+        rate_limit_close_after_ms: 3_000,
+        max_rooms_per_conn: 4,
+    }
+}
+
+/// Applies `t` to the model, then to the engines, and checks the step;
+/// `false` if the driver does not send it (see [`Driver::vetoes`]).
+pub fn step(model: &mut Model, driver: &mut Driver, t: &Transition) -> bool {
+    if driver.vetoes(model, t) {
+        return false;
+    }
+    model.apply(t);
+    driver.apply(model, t);
+    true
+}
+
+/// Runs every choice of `ops` that stands for a transition now.
+pub fn run(model: &mut Model, driver: &mut Driver, ops: &[ops::Op]) {
+    for op in ops {
+        if let Some(t) = model.choose(op) {
+            step(model, driver, &t);
+        }
+    }
+}
+
+/// `engine`: a byte-encoded sequence of choices (see [`ops`]), each the
+/// model's next transition ([`Model::choose`]), applied to the model and
+/// to two engines with the same seed and checked after every step
+/// ([`driver`]); then every connection closes and nothing may remain.
 pub fn engine(data: &[u8]) {
-    let ops = ops::decode(data);
-    let mut first = Harness::new(SEED);
-    ops::run(&mut first, &ops);
-    let mut second = Harness::new(SEED);
-    ops::run(&mut second, &ops);
-    assert_eq!(
-        first.digest(),
-        second.digest(),
-        "same seed and inputs gave different outputs"
-    );
+    let mut model = Model::new(config(), SEED);
+    let mut driver = Driver::new(&model);
+    run(&mut model, &mut driver, &ops::decode(data));
+    driver.finish(&mut model);
 }
 
 /// `protocol_messages`: the input, as text, into every protocol's decoder,
-/// then sent by a member of a room on every route (two connections each,
-/// already joined where the protocol has rooms).
+/// then sent by a member of a room on every default route (two
+/// connections each, already joined where the protocol has rooms), every
+/// step checked against the model.
 pub fn protocol_messages(data: &[u8]) {
     use crate::protocol::{chat, presence, scratch, signal, stream};
     let text = String::from_utf8_lossy(data).into_owned();
@@ -49,51 +86,43 @@ pub fn protocol_messages(data: &[u8]) {
     let _ = scratch::decode(&text);
     let _ = signal::decode(&text);
     let _ = stream::decode(&text);
-    let mut h = Harness::new(SEED);
-    let senders = joined_pairs(&mut h);
-    for conn in senders {
-        h.step(Input::Text {
-            conn,
-            text: text.clone(),
-        });
+    let mut model = Model::new(config(), SEED);
+    let mut driver = Driver::new(&model);
+    for conn in joined_pairs(&mut model, &mut driver) {
+        let msg = Msg::Text(text.clone());
+        step(&mut model, &mut driver, &Transition::Send { conn, msg });
     }
+    driver.finish(&mut model);
 }
 
 /// Opens two connections on every default route and joins them to a room
 /// where the protocol has rooms; returns the first of each pair.
-fn joined_pairs(h: &mut Harness) -> Vec<crate::engine::ConnId> {
+fn joined_pairs(model: &mut Model, driver: &mut Driver) -> Vec<ConnId> {
     use crate::protocol::Protocol;
-    let text = |conn, text: &str| Input::Text {
-        conn,
-        text: text.to_string(),
-    };
     let mut senders = Vec::new();
-    for (path, protocol) in ROUTES {
-        let query = |user: &str| match protocol {
-            Protocol::Presence => format!("userId={user}"),
-            _ => String::new(),
+    for (route, (_, protocol)) in crate::protocol::DEFAULT_ROUTES.into_iter().enumerate() {
+        let mut open = |user| {
+            let conn = ConnId(model.next_conn);
+            step(model, driver, &Transition::Open { conn, route, user });
+            conn
         };
-        let a = h.open(protocol, path, query("1"));
-        let b = h.open(protocol, path, query("lobby"));
-        match protocol {
-            Protocol::Scratch => {
-                h.step(text(a, r#"{"type":"join","sessionId":"lobby"}"#));
-                h.step(text(b, r#"{"type":"join","sessionId":"lobby"}"#));
+        let (a, b) = (open(Some("1")), open(Some("lobby")));
+        let enter = |user: &str| Msg::Enter {
+            room: "lobby".into(),
+            user: user.into(),
+            name: user.into(),
+        };
+        let joins = match protocol {
+            Protocol::Scratch => [Msg::Join("lobby".into()), Msg::Join("lobby".into())],
+            Protocol::Signal => [Msg::Create, Msg::JoinRoom(RoomRef::Created(0))],
+            Protocol::Stream => [enter("1"), enter("2")],
+            Protocol::Presence | Protocol::Chat => {
+                senders.push(a);
+                continue;
             }
-            Protocol::Signal => {
-                h.step(text(a, r#"{"type":"create-room"}"#));
-                if let Some(room) = h.signal_rooms.last().cloned() {
-                    let join = format!(r#"{{"type":"join-room","roomId":"{room}"}}"#);
-                    h.step(text(b, &join));
-                }
-            }
-            Protocol::Stream => {
-                let join = r#"{"type":"join-room","roomId":"lobby","userId":"1","userName":"A"}"#;
-                h.step(text(a, join));
-                let join = r#"{"type":"join-room","roomId":"lobby","userId":"2","userName":"B"}"#;
-                h.step(text(b, join));
-            }
-            Protocol::Presence | Protocol::Chat => {}
+        };
+        for (conn, msg) in [a, b].into_iter().zip(joins) {
+            step(model, driver, &Transition::Send { conn, msg });
         }
         senders.push(a);
     }

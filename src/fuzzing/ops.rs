@@ -1,41 +1,40 @@
-//! The `engine` target's input: a byte-encoded sequence of operations.
+//! The `engine` target's input: a byte-encoded sequence of choices, each
+//! turned into the model's next transition by
+//! [`super::model::Model::choose`].
 //!
 //! Each operation is an opcode byte (taken modulo 8) and fixed-size
 //! arguments, so any byte string decodes (missing bytes read as zero) and
 //! [`encode`] writes seed files from readable scenarios.
 
 use super::bytes::Bytes;
-use super::harness::Harness;
-use super::templates::{MALFORMED, NAMES, ROUTES, fill, templates};
-use crate::engine::Input;
 
 /// Longest raw text message, in bytes.
 const MAX_RAW: usize = 4096;
-/// Most connections open at once (further opens are skipped).
-const MAX_CONNS: usize = 48;
 /// Most operations decoded from one input.
 const MAX_OPS: usize = 1024;
 
-/// One step of the `engine` target. `conn` picks a live connection by index
-/// (modulo their number); pools are indexed modulo their size.
+/// One choice of the `engine` target. `conn` picks a live connection by
+/// index (modulo their number); pools are indexed modulo their size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Open a connection on route `route` (into [`ROUTES`]); presence
-    /// connections get `userId=` a name picked by `user`.
+    /// Open a connection on route `route` (into
+    /// [`super::model::routes`]); presence connections get `userId=` a
+    /// name picked by `user` (one value past the names: no `userId`).
     Open {
         /// Route index.
         route: u8,
         /// User name index (presence only).
         user: u8,
     },
-    /// A realistic message of the connection's protocol.
+    /// A realistic message of the connection's protocol
+    /// ([`super::templates::template`]).
     Template {
         /// Sender.
         conn: u8,
         /// Template index.
         template: u8,
         /// Slot values: indexes into the name pool (slot 0 on `signal`
-        /// picks a created room id).
+        /// picks a created room).
         slots: [u8; 3],
     },
     /// Arbitrary text (lossily made UTF-8); the bytes 0xFF 0xNN instead
@@ -63,9 +62,8 @@ pub enum Op {
         /// Which.
         conn: u8,
     },
-    /// Time moves forward by `quarter_secs / 4` seconds, then
-    /// [`Input::Timeout`](crate::engine::Input::Timeout).
-    Timeout {
+    /// Time moves forward by `quarter_secs / 4` seconds, then a tick.
+    Tick {
         /// Advance in units of 250 ms.
         quarter_secs: u16,
     },
@@ -105,7 +103,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             },
             4 => Op::Pong { conn: b.u8() },
             5 => Op::Close { conn: b.u8() },
-            6 => Op::Timeout {
+            6 => Op::Tick {
                 quarter_secs: b.u16(),
             },
             _ => Op::Wait { ms: b.u8() },
@@ -141,7 +139,7 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
             }
             Op::Pong { conn } => out.extend([4, *conn]),
             Op::Close { conn } => out.extend([5, *conn]),
-            Op::Timeout { quarter_secs } => {
+            Op::Tick { quarter_secs } => {
                 out.push(6);
                 out.extend(quarter_secs.to_le_bytes());
             }
@@ -149,78 +147,6 @@ pub fn encode(ops: &[Op]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn pool(index: u8) -> &'static str {
-    NAMES[usize::from(index) % NAMES.len()]
-}
-
-/// Runs `ops` on `h`, checking every step (see [`Harness`]).
-pub fn run(h: &mut Harness, ops: &[Op]) {
-    for op in ops {
-        match op {
-            Op::Open { route, user } => {
-                if h.live().count() >= MAX_CONNS {
-                    continue;
-                }
-                let (path, protocol) = ROUTES[usize::from(*route) % ROUTES.len()];
-                let query = match protocol {
-                    crate::protocol::Protocol::Presence => format!("userId={}", pool(*user)),
-                    _ if user % 4 == 1 => "token=abc&x=%20".to_string(),
-                    _ => String::new(),
-                };
-                h.open(protocol, path, query);
-            }
-            Op::Template {
-                conn,
-                template,
-                slots,
-            } => {
-                let Some(c) = h.pick(*conn) else { continue };
-                let protocol = h.live().find(|(id, _)| **id == c).map(|(_, c)| c.protocol);
-                let Some(protocol) = protocol else { continue };
-                let list = templates(protocol);
-                let t = list[usize::from(*template) % list.len()];
-                let first = match protocol {
-                    crate::protocol::Protocol::Signal if !h.signal_rooms.is_empty() => {
-                        let rooms = &h.signal_rooms;
-                        rooms[usize::from(slots[0]) % rooms.len()].clone()
-                    }
-                    _ => pool(slots[0]).to_string(),
-                };
-                let text = fill(t, [&first, pool(slots[1]), pool(slots[2])]);
-                h.step(Input::Text { conn: c, text });
-            }
-            Op::Raw { conn, text } => {
-                let Some(c) = h.pick(*conn) else { continue };
-                let text = match text.as_slice() {
-                    [0xFF, n] => MALFORMED[usize::from(*n) % MALFORMED.len()].to_string(),
-                    bytes => String::from_utf8_lossy(bytes).into_owned(),
-                };
-                h.step(Input::Text { conn: c, text });
-            }
-            Op::Binary { conn, len } => {
-                let Some(c) = h.pick(*conn) else { continue };
-                h.step(Input::Binary {
-                    conn: c,
-                    len: usize::from(*len),
-                });
-            }
-            Op::Pong { conn } => {
-                let Some(c) = h.pick(*conn) else { continue };
-                h.step(Input::Pong { conn: c });
-            }
-            Op::Close { conn } => {
-                let Some(c) = h.pick(*conn) else { continue };
-                h.step(Input::Closed { conn: c });
-            }
-            Op::Timeout { quarter_secs } => {
-                h.advance(u64::from(*quarter_secs) * 250);
-                h.step(Input::Timeout);
-            }
-            Op::Wait { ms } => h.advance(u64::from(*ms)),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -243,7 +169,7 @@ mod tests {
             Op::Binary { conn: 1, len: 300 },
             Op::Pong { conn: 2 },
             Op::Close { conn: 3 },
-            Op::Timeout { quarter_secs: 1000 },
+            Op::Tick { quarter_secs: 1000 },
             Op::Wait { ms: 200 },
         ];
         assert_eq!(decode(&encode(&ops)), ops);

@@ -3,13 +3,21 @@
 
 use super::ops::{Op, encode};
 
-// Route indexes into `ROUTES`.
+// Route indexes into `model::routes()`.
 const SCRATCH: u8 = 0;
 const SIGNAL: u8 = 1;
 const PRESENCE: u8 = 2;
 const ONLINE_STATUS: u8 = 3;
 const CHAT: u8 = 4;
 const STREAM: u8 = 5;
+const SCRATCH_2: u8 = 6;
+const SIGNAL_2: u8 = 7;
+const CHAT_2: u8 = 8;
+const STREAM_2: u8 = 9;
+/// The user index past the names: no `userId`.
+const NO_USER: u8 = 7;
+/// Slot 0 picking the sender's own session or room.
+const OWN: u8 = 0x80;
 
 fn open(route: u8, user: u8) -> Op {
     Op::Open { route, user }
@@ -37,8 +45,8 @@ fn malformed(conn: u8, which: u8) -> Op {
     }
 }
 
-fn timeout(secs: u16) -> Op {
-    Op::Timeout {
+fn tick(secs: u16) -> Op {
+    Op::Tick {
         quarter_secs: secs * 4,
     }
 }
@@ -60,7 +68,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 malformed(2, 1),
                 Op::Close { conn: 0 },
                 say(0, 2, [3, 3, 3]),
-                timeout(1),
+                tick(1),
             ],
         ),
         (
@@ -133,7 +141,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 say(1, 1, [0, 0, 0]),
                 Op::Close { conn: 1 },
                 Op::Close { conn: 1 },
-                timeout(8),
+                tick(8),
                 say(0, 2, [0, 0, 0]),
             ],
         ),
@@ -144,11 +152,11 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 open(PRESENCE, 0),
                 open(STREAM, 0),
                 say(2, 0, [0, 0, 0]),
-                timeout(5),
+                tick(5),
                 Op::Pong { conn: 0 },
                 Op::Wait { ms: 200 },
-                timeout(5),
-                timeout(5),
+                tick(5),
+                tick(5),
             ],
         ),
         (
@@ -173,11 +181,39 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
+            "second_routes_and_own_rooms",
+            vec![
+                open(SCRATCH_2, 0),
+                open(SCRATCH_2, 0),
+                open(STREAM_2, 0),
+                open(STREAM_2, 0),
+                open(PRESENCE, NO_USER),
+                open(CHAT_2, 0),
+                open(SIGNAL_2, 0),
+                open(SIGNAL_2, 0),
+                say(0, 0, [1, 0, 0]),
+                say(1, 0, [1, 0, 0]),
+                say(0, 1, [OWN, 0, 0]),
+                say(1, 3, [0, 0, 0]),
+                say(2, 0, [0, 1, 1]),
+                say(3, 0, [0, 2, 2]),
+                say(2, 1, [OWN, 0, 0]),
+                say(3, 3, [OWN, 0, 0]),
+                say(3, 4, [OWN, 0, 0]),
+                say(5, 0, [0, 0, 0]),
+                say(6, 1, [0, 0, 0]),
+                say(5, 2, [0, 0, 0]),
+                say(4, 2, [0, 1, 0]),
+                tick(6),
+                Op::Close { conn: 0 },
+            ],
+        ),
+        (
             "rate_limit_burst",
             std::iter::once(open(CHAT, 0))
                 .chain(std::iter::once(open(CHAT, 0)))
                 .chain((0..120).map(|i| say(0, 2, [i, 0, 0])))
-                .chain(std::iter::once(timeout(4)))
+                .chain(std::iter::once(tick(4)))
                 .chain((0..60).map(|_| say(0, 0, [0, 0, 0])))
                 .collect(),
         ),
@@ -195,12 +231,16 @@ pub fn engine_seeds() -> Vec<(&'static str, Vec<u8>)> {
 /// The `protocol_messages` seeds: every template of every protocol, filled
 /// with plausible values, and every malformed message.
 pub fn message_seeds() -> Vec<(String, Vec<u8>)> {
-    use super::templates::{MALFORMED, fill, templates};
+    use super::templates::{Context, MALFORMED, TEMPLATES_PER_PROTOCOL, template};
     use crate::protocol::Protocol;
     let mut seeds = Vec::new();
     for p in Protocol::ALL {
-        for (i, t) in templates(p).iter().enumerate() {
-            let text = fill(t, ["lobby", "1", "Alice"]);
+        for i in 0..TEMPLATES_PER_PROTOCOL[p.index()] {
+            let cx = Context {
+                created: 1,
+                own: Vec::new(),
+            };
+            let text = template(p, i as u8, [0, 1, 2], &cx).render(&["123456".into()]);
             seeds.push((format!("{}_{i}", p.name()), text.into_bytes()));
         }
     }
@@ -213,15 +253,16 @@ pub fn message_seeds() -> Vec<(String, Vec<u8>)> {
 /// The `journal` seeds: each engine scenario recorded as a journal (the
 /// digests are whatever the engine produced when the seeds were written).
 pub fn journal_seeds() -> Vec<(String, Vec<u8>)> {
-    use super::harness::Harness;
+    use super::{Driver, Model, config, run};
     scenarios()
         .into_iter()
         .take(4)
         .map(|(name, ops)| {
-            let mut h = Harness::new(1);
-            h.record_journal();
-            super::ops::run(&mut h, &ops);
-            (format!("{name}.jsonl"), h.take_journal())
+            let mut model = Model::new(config(), 1);
+            let mut driver = Driver::new(&model);
+            driver.record_journal(&model);
+            run(&mut model, &mut driver, &ops);
+            (format!("{name}.jsonl"), driver.take_journal())
         })
         .collect()
 }

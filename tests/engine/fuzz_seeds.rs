@@ -2,7 +2,7 @@
 //! crash regression (`tests/data/fuzz/<target>/`) through the target
 //! bodies, and keeps the generated seeds in sync with their sources.
 //!
-//! `ROOMD_WRITE_SEEDS=1 cargo test --test fuzz_seeds` rewrites the
+//! `ROOMD_WRITE_SEEDS=1 cargo test --test engine fuzz_seeds` rewrites the
 //! generated seeds.
 
 use roomd::fuzzing;
