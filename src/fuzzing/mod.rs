@@ -9,8 +9,10 @@ pub mod harness;
 pub mod ops;
 pub mod seeds;
 pub mod templates;
+mod token;
 mod websocket;
 
+pub use token::{TOKEN_NOW, token};
 pub use websocket::{seeds as websocket_seeds, websocket};
 
 use crate::engine::Input;

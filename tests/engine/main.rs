@@ -13,3 +13,4 @@ mod replay_cli;
 mod scratch;
 mod signal;
 mod stream;
+mod token;
