@@ -15,8 +15,10 @@ pub mod model;
 pub mod ops;
 pub mod seeds;
 pub mod templates;
+mod token;
 mod websocket;
 
+pub use token::{TOKEN_NOW, token};
 pub use websocket::{seeds as websocket_seeds, websocket};
 
 use crate::engine::{ConnId, EngineConfig};

@@ -4,14 +4,18 @@
 //! complete request head is there; it never panics, whatever the bytes, so a
 //! fuzz target can call it directly.
 
+use crate::protocol::token;
+use std::fmt;
+
 /// Largest request head accepted, in bytes (request line and headers).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024;
 
 /// Most headers accepted in one request.
 pub const MAX_HEADERS: usize = 32;
 
-/// The parts of a request head that roomd looks at.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The parts of a request head that roomd looks at. `Debug` shows no token
+/// (see [`crate::protocol::token`]).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Request {
     /// The method, e.g. `GET`.
     pub method: String,
@@ -31,10 +35,51 @@ pub struct Request {
     pub websocket_version: Option<String>,
     /// The request line says `HTTP/1.0` (a WebSocket handshake needs 1.1).
     pub http_1_0: bool,
+    /// The `Sec-WebSocket-Protocol` offers, in order: every such header,
+    /// split at commas, trimmed, empty entries dropped.
+    pub websocket_protocols: Vec<String>,
+    /// The first `Authorization` header.
+    pub authorization: Option<String>,
+}
+
+impl fmt::Debug for Request {
+    /// Like a derived `Debug`, but a token in the query, the
+    /// `Authorization` header or a subprotocol offer is replaced by
+    /// `[redacted]`, so that logging a request never leaks one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let protocols: Vec<&str> = self
+            .websocket_protocols
+            .iter()
+            .map(|p| match p.starts_with(token::TOKEN_PROTOCOL_PREFIX) {
+                true => "[redacted]",
+                false => p.as_str(),
+            })
+            .collect();
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &token::without_token(&self.query))
+            .field("origin", &self.origin)
+            .field("upgrade_websocket", &self.upgrade_websocket)
+            .field("connection_upgrade", &self.connection_upgrade)
+            .field("websocket_key", &self.websocket_key)
+            .field("websocket_version", &self.websocket_version)
+            .field("http_1_0", &self.http_1_0)
+            .field("websocket_protocols", &protocols)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 /// The outcome of looking at the bytes received so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// A `Parsed` lives on the stack for one call per read of a request head and
+// is moved once: boxing the request would cost an allocation per connection
+// to save a copy of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// More bytes are needed.
     Partial,
@@ -89,6 +134,23 @@ pub fn parse_request(buf: &[u8]) -> Result<Parsed, ParseError> {
             // Kept even if not UTF-8, so that it matches no allowed origin.
             let value = String::from_utf8_lossy(header.value);
             request.origin = Some(value.trim().to_string());
+            continue;
+        }
+        // Kept even if not UTF-8 (then a malformed token, not a missing
+        // one: a bad token is never rescued by a later one).
+        if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            let value = String::from_utf8_lossy(header.value);
+            let offers = value.split(',').map(str::trim).filter(|p| !p.is_empty());
+            request
+                .websocket_protocols
+                .extend(offers.map(str::to_string));
+            continue;
+        }
+        if name.eq_ignore_ascii_case("authorization") {
+            if request.authorization.is_none() {
+                let value = String::from_utf8_lossy(header.value);
+                request.authorization = Some(value.trim().to_string());
+            }
             continue;
         }
         let Ok(value) = std::str::from_utf8(header.value) else {
@@ -164,5 +226,36 @@ mod tests {
             parse_request(b"\x16\x03\x01 hello\r\n\r\n"),
             Err(ParseError::Invalid)
         );
+    }
+
+    #[test]
+    fn subprotocol_offers_and_authorization() {
+        let head = b"GET /chat?token=q1&a=1 HTTP/1.1\r\nSec-WebSocket-Protocol: roomd, roomd.token.t1\r\nAuthorization: Bearer b1\r\nsec-websocket-protocol: ,x ,\r\nAuthorization: Bearer b2\r\n\r\n";
+        let Ok(Parsed::Complete { request, .. }) = parse_request(head) else {
+            panic!("not complete");
+        };
+        assert_eq!(
+            request.websocket_protocols,
+            ["roomd", "roomd.token.t1", "x"]
+        );
+        assert_eq!(request.authorization.as_deref(), Some("Bearer b1"));
+        let shown = format!("{request:?}");
+        for secret in ["t1", "b1", "q1"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("\"a=1\"") && shown.contains("\"roomd\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_token_header_that_is_not_utf8_is_kept() {
+        let head =
+            b"GET / HTTP/1.1\r\nAuthorization: Bearer \xff\r\nAuthorization: Bearer ok\r\n\r\n";
+        let Ok(Parsed::Complete { request, .. }) = parse_request(head) else {
+            panic!("not complete");
+        };
+        assert_eq!(request.authorization.as_deref(), Some("Bearer \u{fffd}"));
     }
 }

@@ -15,6 +15,7 @@ pub mod scratch;
 pub mod signal;
 pub mod stream;
 pub mod timestamp;
+pub mod token;
 pub mod websocket;
 
 /// Rendering of an outbound message as JSON text.

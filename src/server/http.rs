@@ -258,6 +258,7 @@ mod tests {
             websocket_key: Some("dGhlIHNhbXBsZSBub25jZQ==".into()),
             websocket_version: Some("13".into()),
             http_1_0: false,
+            ..Request::default()
         }
     }
 

@@ -4,6 +4,7 @@
 //! with its addresses and a shutdown handle exposed, for tests and
 //! embedding.
 
+pub mod auth;
 mod budget;
 mod buffer_pool;
 mod clock;

@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 5] = [
+const TARGETS: [(&str, Body); 6] = [
     ("engine", fuzzing::engine),
     ("protocol_messages", fuzzing::protocol_messages),
     ("journal", fuzzing::journal),
     ("http_request", fuzzing::http_request),
     ("websocket", fuzzing::websocket),
+    ("token", fuzzing::token),
 ];
 
 fn root() -> PathBuf {
@@ -75,4 +76,6 @@ fn generated_seeds_are_up_to_date() {
     sync("websocket", fuzzing::websocket_seeds(), true);
     // Journal digests depend on the engine: written on request, not compared.
     sync("journal", fuzzing::seeds::journal_seeds(), false);
+    // ECDSA signatures are random: written on request, not compared.
+    sync("token", crate::token::fuzz_seeds(), false);
 }

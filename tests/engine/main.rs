@@ -14,3 +14,4 @@ mod scratch;
 mod signal;
 mod stream;
 mod timers;
+mod token;
