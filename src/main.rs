@@ -28,6 +28,9 @@ fn main() {
     }
     if let Err(e) = roomd::server::run(config) {
         log::error!("{e}");
-        std::process::exit(1);
+        // A configuration found bad at start (keys, certificates) is a
+        // usage error, as a bad flag is.
+        let bad_config = e.kind() == std::io::ErrorKind::InvalidInput;
+        std::process::exit(if bad_config { 2 } else { 1 });
     }
 }

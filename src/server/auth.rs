@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_GRACE_SECS: u64 = 30;
 
 /// Whether WebSocket upgrades need a token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
     /// No token is read; every client works as without auth (the mode
     /// when no key is configured).
@@ -24,39 +24,40 @@ pub enum AuthMode {
     Optional,
 }
 
-/// The auth settings (`--jwt-*`, `--auth`, `--auth-grace`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The auth settings: each field is a flag (see `roomd --help`).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct AuthConfig {
-    /// `--jwt-secret-file`: an HS256 secret of at least 32 bytes.
+    /// HS256 shared secret for signed identities (at least 32 bytes)
+    #[arg(long, value_name = "FILE")]
     pub jwt_secret_file: Option<PathBuf>,
-    /// `--jwt-public-key`, repeatable: PEM public keys (ES256, EdDSA,
-    /// RS256). A key's `kid` is its file name without the extension.
+    /// PEM public key for signed identities (ES256, EdDSA or RS256; its
+    /// kid is the file name without extension), repeatable
+    #[arg(long = "jwt-public-key", value_name = "FILE", value_delimiter = ',')]
     pub jwt_public_keys: Vec<PathBuf>,
-    /// `--jwt-audience`: the required `aud`, if set.
+    /// The `aud` every token must carry
+    #[arg(long = "jwt-audience", value_name = "AUD")]
     pub audience: Option<String>,
-    /// `--jwt-issuer`: the required `iss`, if set.
+    /// The `iss` every token must carry
+    #[arg(long = "jwt-issuer", value_name = "ISS")]
     pub issuer: Option<String>,
-    /// `--jwt-leeway`: clock skew tolerated on `exp`/`nbf` at the check,
-    /// default [`DEFAULT_LEEWAY_SECS`].
+    /// Seconds of clock skew tolerated on a token's exp and nbf at the
+    /// upgrade
+    #[arg(long = "jwt-leeway", value_name = "SECS", default_value_t = DEFAULT_LEEWAY_SECS)]
     pub leeway_secs: u64,
-    /// `--auth`: `None` (the default) is [`AuthMode::Required`] once a key
-    /// is configured, [`AuthMode::Off`] without one.
+    /// Whether upgrades need a token: required (the default once a key is
+    /// configured) or optional (none means anonymous)
+    #[arg(long = "auth", value_name = "MODE", value_enum)]
     pub mode: Option<AuthMode>,
-    /// `--auth-grace`: see [`DEFAULT_GRACE_SECS`].
+    /// Seconds a connection whose token expired has to send a fresh one
+    /// before it is closed with 4401
+    #[arg(long = "auth-grace", value_name = "SECS", default_value_t = DEFAULT_GRACE_SECS)]
     pub grace_secs: u64,
 }
 
 impl Default for AuthConfig {
+    /// No flags: auth off.
     fn default() -> Self {
-        AuthConfig {
-            jwt_secret_file: None,
-            jwt_public_keys: Vec::new(),
-            audience: None,
-            issuer: None,
-            leeway_secs: DEFAULT_LEEWAY_SECS,
-            mode: None,
-            grace_secs: DEFAULT_GRACE_SECS,
-        }
+        crate::server::Config::default().auth
     }
 }
 

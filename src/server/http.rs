@@ -7,6 +7,7 @@
 use crate::engine::Stats;
 use crate::protocol::Protocol;
 use crate::protocol::http::{ParseError, Request};
+use crate::protocol::token::Refusal;
 use crate::server::config::Route;
 use crate::server::metrics::{self, ServerCounters};
 
@@ -97,9 +98,6 @@ pub fn route(req: &Request, routes: &[Route], allow: &[String]) -> Decision {
     if !origin_ok {
         return refuse(403, "Forbidden");
     }
-    if let Err(why) = ws_route.protocol.check_query(&req.query) {
-        return refuse(400, why.as_str());
-    }
     Decision::Upgrade {
         protocol: ws_route.protocol,
         accept: tungstenite::handshake::derive_accept_key(key.as_bytes()),
@@ -126,6 +124,38 @@ pub(crate) struct ServerView<'a> {
     pub counters: &'a ServerCounters,
     /// Seconds since start.
     pub uptime_secs: u64,
+}
+
+/// Whether an upgrade routed to `protocol` may open, once its identity
+/// (`sub`, with signed identities) is known: presence needs a `userId`
+/// unless the token names the user, and one given must be the token's.
+pub fn check_open(req: &Request, protocol: Protocol, sub: Option<&str>) -> Result<(), Decision> {
+    let refuse = |status, body| Decision::Refuse {
+        status,
+        body,
+        upgrade: true,
+    };
+    match (protocol.check_query(&req.query), sub) {
+        (Ok(()), None) => Ok(()),
+        (Err(why), None) => Err(refuse(400, why.as_str())),
+        (_, Some(sub)) if protocol == Protocol::Presence => {
+            match crate::protocol::presence::user_id_from_query(&req.query) {
+                Ok(user) if user != sub => Err(refuse(403, "Forbidden")),
+                _ => Ok(()),
+            }
+        }
+        (_, Some(_)) => Ok(()),
+    }
+}
+
+/// The refusal of an upgrade whose token was refused.
+pub fn refuse_token(refusal: Refusal) -> Decision {
+    let status = refusal.status();
+    Decision::Refuse {
+        status,
+        body: reason(status),
+        upgrade: true,
+    }
 }
 
 /// The refusal of an upgrade over `--max-connections`.
@@ -184,6 +214,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -216,6 +247,7 @@ pub fn response(status: u16, content_type: &str, body: &str, cors: Option<&str>)
              Access-Control-Allow-Headers: Content-Type, Authorization\r\n\
              Access-Control-Max-Age: 86400\r\n",
         ),
+        401 => head.push_str("WWW-Authenticate: Bearer\r\n"),
         405 => head.push_str("Allow: GET, OPTIONS\r\n"),
         426 => head.push_str("Sec-WebSocket-Version: 13\r\n"),
         _ => {}
@@ -227,11 +259,15 @@ pub fn response(status: u16, content_type: &str, body: &str, cors: Option<&str>)
 
 /// Appends the `101 Switching Protocols` answer to `out` (written in
 /// place, with no formatting machinery: it is on every handshake's path).
-pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str) {
+pub fn write_switching_protocols(out: &mut Vec<u8>, accept: &str, protocol: Option<&str>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ",
     );
     out.extend_from_slice(accept.as_bytes());
+    if let Some(protocol) = protocol {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Protocol: ");
+        out.extend_from_slice(protocol.as_bytes());
+    }
     out.extend_from_slice(b"\r\n\r\n");
 }
 
@@ -284,9 +320,20 @@ mod tests {
             }
         );
         assert_eq!(r(&upgrade("/Chat", "")), 404);
-        assert_eq!(r(&upgrade("/presence", "")), 400);
-        assert_eq!(r(&upgrade("/presence", "userId=")), 400);
-        assert_eq!(r(&upgrade("/presence", "userId=7")), 101);
+        // Presence's userId is checked once the identity is known.
+        assert_eq!(r(&upgrade("/presence", "")), 101);
+        let open = |query: &str, sub: Option<&str>| {
+            let req = upgrade("/presence", query);
+            check_open(&req, Protocol::Presence, sub).map_err(status)
+        };
+        assert_eq!(open("", None), Err(400));
+        assert_eq!(open("userId=", None), Err(400));
+        assert_eq!(open("userId=7", None), Ok(()));
+        assert_eq!(open("", Some("7")), Ok(()));
+        assert_eq!(open("userId=7", Some("7")), Ok(()));
+        assert_eq!(open("userId=8", Some("7")), Err(403));
+        let chat = upgrade("/chat", "");
+        assert_eq!(check_open(&chat, Protocol::Chat, None), Ok(()));
         assert_eq!(
             r(&Request {
                 origin: Some("http://evil".into()),

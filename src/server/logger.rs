@@ -10,9 +10,16 @@ use std::io::Write;
 
 struct StdoutLogger;
 
+/// tungstenite logs frame payloads at `trace`, and a payload may be an
+/// in-band token: its records are kept to `debug` and above whatever the
+/// level.
+const PAYLOAD_LOGGING_TARGET: &str = "tungstenite";
+
 impl log::Log for StdoutLogger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()
+            && !(metadata.level() == log::Level::Trace
+                && metadata.target().starts_with(PAYLOAD_LOGGING_TARGET))
     }
 
     fn log(&self, record: &log::Record) {

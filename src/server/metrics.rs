@@ -2,6 +2,7 @@
 
 use crate::engine::{RouteStats, Stats};
 use crate::protocol::Protocol;
+use crate::protocol::token::Refusal;
 use std::fmt::Write;
 
 /// Counters kept by the reactor itself (the engine keeps the others).
@@ -12,7 +13,7 @@ pub struct ServerCounters {
     /// HTTP requests answered without an upgrade.
     pub http_requests: u64,
     /// Upgrades refused, by status: 400, 403, 404, 426, 503.
-    pub rejected_upgrades: [u64; 5],
+    pub rejected_upgrades: [u64; REJECT_STATUSES.len()],
     /// Connections dropped because their outbound queue was too long.
     pub slow_consumer_drops: u64,
     /// Connections closed (1009) for holding the most incoming bytes when
@@ -20,6 +21,8 @@ pub struct ServerCounters {
     pub inbound_budget_closes: u64,
     /// Connections dropped for not sending a request head in time.
     pub request_timeouts: u64,
+    /// Tokens refused at upgrades and in-band, by [`Refusal::ALL`] index.
+    pub refused_tokens: [u64; Refusal::ALL.len()],
     /// TLS handshakes that failed (garbage, no shared version or cipher).
     pub tls_handshake_failures: u64,
     /// The TLS certificate's `notAfter` (seconds since the epoch), if TLS
@@ -33,9 +36,16 @@ pub struct ServerCounters {
 }
 
 /// The statuses counted in [`ServerCounters::rejected_upgrades`], in order.
-pub const REJECT_STATUSES: [u16; 5] = [400, 403, 404, 426, 503];
+pub const REJECT_STATUSES: [u16; 6] = [400, 401, 403, 404, 426, 503];
 
 impl ServerCounters {
+    /// Counts one refused token.
+    pub fn refuse_token(&mut self, refusal: Refusal) {
+        if let Some(i) = Refusal::ALL.iter().position(|r| *r == refusal) {
+            self.refused_tokens[i] += 1;
+        }
+    }
+
     /// Counts one refused upgrade.
     pub fn reject(&mut self, status: u16) {
         if let Some(i) = REJECT_STATUSES.iter().position(|s| *s == status) {
@@ -198,6 +208,14 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             out,
             "roomd_rejected_upgrades_total{{status=\"{status}\"}} {n}"
         );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP roomd_refused_tokens_total Tokens refused, by reason.\n# TYPE roomd_refused_tokens_total counter"
+    );
+    for (refusal, n) in Refusal::ALL.iter().zip(server.refused_tokens) {
+        let reason = refusal.name();
+        let _ = writeln!(out, "roomd_refused_tokens_total{{reason=\"{reason}\"}} {n}");
     }
     let singles = [
         (

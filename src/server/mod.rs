@@ -34,7 +34,8 @@ impl Server {
     /// Binds the listeners: those passed by systemd socket activation if
     /// any (those named `tls` are TLS), else `config.listen` and
     /// `config.tls_listen`; loads the TLS certificate and key if a TLS
-    /// listener needs them.
+    /// listener needs them, and the token keys. A configuration that does
+    /// not load is an [`io::ErrorKind::InvalidInput`] error.
     pub fn bind(config: Config) -> io::Result<Server> {
         let mut listeners = systemd::inherited_listeners()?;
         if listeners.is_empty() {
@@ -62,10 +63,13 @@ impl Server {
         } else {
             None
         };
+        let verifier =
+            auth::load(&config.auth).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if config.allow_origins.is_empty() {
             log::warn!("no --allow-origin configured: every origin is allowed");
         }
-        let reactor = reactor::Reactor::new(config, listeners, tls, clock::Clock::seed())?;
+        let seed = clock::Clock::seed();
+        let reactor = reactor::Reactor::new(config, listeners, tls, verifier, seed)?;
         Ok(Server { reactor })
     }
 

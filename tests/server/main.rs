@@ -6,6 +6,7 @@
 
 mod live;
 
+mod auth;
 mod binary;
 mod connection_churn;
 mod dist_units;

@@ -99,6 +99,9 @@ pub struct Config {
     /// (re-read on SIGHUP)
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Signed identities (`--jwt-*`, `--auth`, `--auth-grace`).
+    #[command(flatten)]
+    pub auth: crate::server::auth::AuthConfig,
 }
 
 /// An engine default in milliseconds, written as a flag value in seconds.

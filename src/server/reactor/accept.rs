@@ -6,7 +6,9 @@ use super::{CLOSE_GRACE_MS, Reactor};
 use crate::engine::{ConnId, Input};
 use crate::protocol::Protocol;
 use crate::protocol::http::{MAX_REQUEST_BYTES, Parsed, Request, parse_request};
+use crate::protocol::token::{Identity, selected_protocol, token_of, without_token};
 use crate::protocol::websocket::Codec;
+use crate::server::auth::AuthMode;
 use crate::server::connection::Connection;
 use crate::server::http::{self, Decision, ServerView};
 use mio::Token;
@@ -127,13 +129,16 @@ impl Reactor {
     /// Answers or upgrades the request whose head is the first `len` bytes
     /// of `head` (the rest is already WebSocket data).
     fn on_request(&mut self, k: usize, req: Request, head: Vec<u8>, len: usize, now: u64) {
-        let allow = &self.config.allow_origins;
-        let mut decision = http::route(&req, &self.config.routes, allow);
+        let mut decision = http::route(&req, &self.config.routes, &self.config.allow_origins);
         if let Decision::Upgrade { protocol, accept } = &decision {
-            if self.tokens.len() < self.config.max_connections {
-                return self.upgrade(k, req, *protocol, accept, head, len, now);
-            }
-            decision = http::over_capacity();
+            decision = match self.admit(&req, *protocol, now) {
+                Ok(_) if self.tokens.len() >= self.config.max_connections => http::over_capacity(),
+                Ok(identity) => {
+                    let accept = accept.clone();
+                    return self.upgrade(k, req, *protocol, &accept, identity, head, len, now);
+                }
+                Err(refusal) => refusal,
+            };
         }
         match decision {
             Decision::Refuse {
@@ -148,9 +153,39 @@ impl Reactor {
             counters: &self.counters(),
             uptime_secs: self.clock.uptime_ms() / 1000,
         };
-        let response = http::respond(&req, &decision, allow, &view);
+        let response = http::respond(&req, &decision, &self.config.allow_origins, &view);
         log::debug!("{} {}: {decision:?}", req.method, req.path);
         self.answer(k, response, now);
+    }
+
+    /// The identity an upgrade to `protocol` opens with (`None`:
+    /// anonymous), or the refusal to answer: the token, where signed
+    /// identities are on, is verified here (the engine gets the identity,
+    /// never the token).
+    fn admit(
+        &mut self,
+        req: &Request,
+        protocol: Protocol,
+        now: u64,
+    ) -> Result<Option<Identity>, Decision> {
+        let identity = match (&self.verifier, token_of(req)) {
+            (None, _) => None,
+            (Some(_), None) if self.config.auth.mode() == AuthMode::Optional => None,
+            (Some(verifier), found) => {
+                let token = found.map_or("", |(_, token)| token);
+                match verifier.verify(token, now / 1000) {
+                    Ok(identity) => Some(identity),
+                    Err(refusal) => {
+                        log::debug!("{}: token refused: {}", req.path, refusal.name());
+                        self.counters.refuse_token(refusal);
+                        return Err(http::refuse_token(refusal));
+                    }
+                }
+            }
+        };
+        let sub = identity.as_ref().map(|i| i.sub.as_str());
+        http::check_open(req, protocol, sub)?;
+        Ok(identity)
     }
 
     /// Queues an HTTP answer; the socket closes once it is written.
@@ -172,6 +207,7 @@ impl Reactor {
         req: Request,
         protocol: Protocol,
         accept: &str,
+        identity: Option<Identity>,
         mut head: Vec<u8>,
         len: usize,
         now: u64,
@@ -180,20 +216,21 @@ impl Reactor {
         self.next_id += 1;
         let early = head.split_off(len.min(head.len()));
         head.clear();
-        http::write_switching_protocols(&mut head, accept);
+        http::write_switching_protocols(&mut head, accept, selected_protocol(&req));
         let conn = &mut self.conns[k];
         conn.upgrade(id, Codec::new(&[], self.config.max_message_size, head));
         let peer = conn.peer();
         self.tokens.insert(id, k);
         self.mark_dirty(k);
-        log::debug!("{peer}: {id:?} opened {} ({protocol})", req.path);
+        let sub = identity.as_ref().map(|i| i.sub.as_str());
+        log::debug!("{peer}: {id:?} opened {} ({protocol}) as {sub:?}", req.path);
         self.feed(
             now,
             Input::Open {
                 conn: id,
                 protocol,
                 path: req.path,
-                query: req.query,
+                query: without_token(&req.query).into_owned(),
                 peer: Some(peer),
             },
         );

@@ -11,6 +11,7 @@
 use crate::engine::{ConnId, ConnMap, Engine, Input, Output};
 use crate::journal::JournalWriter;
 use crate::protocol::frame::{OPCODE_TEXT, write_frame};
+use crate::protocol::token::Verifier;
 use crate::server::budget::Budget;
 use crate::server::buffer_pool::BufferPool;
 use crate::server::clock::Clock;
@@ -67,6 +68,8 @@ pub(crate) struct Reactor {
     listeners: Vec<Listener>,
     /// The certificate and key of TLS listeners (reloaded on SIGHUP).
     tls: Option<TlsIdentity>,
+    /// Verifies tokens, where signed identities are on.
+    verifier: Option<Verifier>,
     /// Per listener: accepting failed for lack of resources, so it is
     /// retried (see `accept`).
     accept_paused: Vec<bool>,
@@ -123,6 +126,7 @@ impl Reactor {
         config: Config,
         listeners: Vec<(std::net::TcpListener, bool)>,
         tls: Option<TlsIdentity>,
+        verifier: Option<Verifier>,
         seed: u64,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
@@ -153,6 +157,7 @@ impl Reactor {
             accept_paused: vec![false; mio_listeners.len()],
             listeners: mio_listeners,
             tls,
+            verifier,
             conns: Slab::new(),
             tokens: ConnMap::default(),
             engine: Engine::new(engine_config, seed),
