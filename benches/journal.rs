@@ -10,6 +10,7 @@
 
 use roomd::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use roomd::journal::JournalWriter;
+use roomd::journal::writer::FLUSH_INTERVAL_MS;
 use roomd::protocol::Protocol;
 use std::time::{Duration, Instant};
 
@@ -99,10 +100,12 @@ fn run(inputs: &[(u64, Input)], journal: Option<&std::path::Path>) -> (usize, Du
     let mut engine = Engine::new(config.clone(), 7);
     let mut writer = journal.map(|path| {
         let file = std::fs::File::create(path).expect("create journal");
-        JournalWriter::new(file, 7, &config, T0)
+        JournalWriter::new(file, 7, &config)
     });
     let mut outputs: Vec<Output> = Vec::new();
     let mut total = 0;
+    // Flushed as the reactor does: FLUSH_INTERVAL_MS after a record waits.
+    let mut flush_at: Option<u64> = None;
     let start = Instant::now();
     for (now, input) in inputs {
         let input = input.clone();
@@ -113,7 +116,11 @@ fn run(inputs: &[(u64, Input)], journal: Option<&std::path::Path>) -> (usize, Du
         total += outputs.len();
         if let (Some(w), Some(input)) = (&mut writer, journaled) {
             w.record(*now, &input, &outputs);
-            w.flush_if_due(*now);
+            let at = *flush_at.get_or_insert(*now + FLUSH_INTERVAL_MS);
+            if *now >= at {
+                w.flush();
+                flush_at = None;
+            }
         }
     }
     if let Some(w) = &mut writer {

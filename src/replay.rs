@@ -229,7 +229,7 @@ mod tests {
         let config = EngineConfig::default();
         let mut engine = Engine::new(config.clone(), 1234);
         let mut out = Vec::new();
-        let mut journal = JournalWriter::new(&mut out, 1234, &config, 0);
+        let mut journal = JournalWriter::new(&mut out, 1234, &config);
         for (i, input) in inputs.iter().enumerate() {
             let now = 1_700_000_000_000 + 10 * i as u64;
             engine.handle(now, input.clone());

@@ -58,7 +58,7 @@ impl Driver {
     /// Journals every input from now on (see [`Self::take_journal`]).
     pub fn record_journal(&mut self, model: &Model) {
         let config = self.engine.config();
-        let writer = JournalWriter::new(Vec::new(), model.seed, config, model.now);
+        let writer = JournalWriter::new(Vec::new(), model.seed, config);
         self.journal = Some(writer);
     }
 

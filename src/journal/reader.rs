@@ -185,7 +185,7 @@ mod tests {
 
     fn journal(inputs: &[(u64, Input)]) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut w = JournalWriter::new(&mut out, 99, &EngineConfig::default(), 0);
+        let mut w = JournalWriter::new(&mut out, 99, &EngineConfig::default());
         for (t, input) in inputs {
             w.record(*t, input, &[]);
         }

@@ -8,23 +8,20 @@ use std::io::{BufWriter, Write};
 /// Buffer size: a burst of records costs one write syscall per 1 MiB.
 const BUFFER_BYTES: usize = 1 << 20;
 
-/// [`JournalWriter::flush_if_due`] flushes when this long has passed since
-/// the last flush. Called on ticks at most a second apart, it flushes at
-/// least once a second (a tick period `t` ≤ 1 s gives flushes
-/// `t * ceil(500 / t)` ≤ 1 s apart).
+/// How long a record may wait in the buffer: the reactor flushes this long
+/// after [`JournalWriter::has_buffered`] first says so.
 pub const FLUSH_INTERVAL_MS: u64 = 500;
 
 /// Writes a journal: the header at construction, then one line per input.
 ///
 /// Writes go to a 1 MiB buffer, never a syscall per record. Call
-/// [`Self::flush_if_due`] on every tick, at most a second apart (it flushes
-/// at most once per [`FLUSH_INTERVAL_MS`]), and [`Self::flush`] at shutdown. On the first
+/// [`Self::flush`] [`FLUSH_INTERVAL_MS`] after [`Self::has_buffered`]
+/// first says so, and at shutdown. On the first
 /// write error the writer logs it once and disables itself: later calls do
 /// nothing, so the server goes on without a journal.
 #[derive(Debug)]
 pub struct JournalWriter<W: Write> {
     out: Option<BufWriter<W>>,
-    last_flush_ms: u64,
     line: Vec<u8>,
 }
 
@@ -34,7 +31,6 @@ impl JournalWriter<std::fs::File> {
         path: &std::path::Path,
         seed: u64,
         config: &EngineConfig,
-        now_ms: u64,
     ) -> std::io::Result<Self> {
         let file = std::fs::File::create(path).map_err(|e| {
             std::io::Error::new(
@@ -43,18 +39,15 @@ impl JournalWriter<std::fs::File> {
             )
         })?;
         log::info!("journaling engine inputs to {}", path.display());
-        Ok(JournalWriter::new(file, seed, config, now_ms))
+        Ok(JournalWriter::new(file, seed, config))
     }
 }
 
 impl<W: Write> JournalWriter<W> {
     /// Starts a journal on `out` with the engine's `seed` and `config`.
-    /// `now_ms` is the time of the start (the first flush is due a second
-    /// later).
-    pub fn new(out: W, seed: u64, config: &EngineConfig, now_ms: u64) -> Self {
+    pub fn new(out: W, seed: u64, config: &EngineConfig) -> Self {
         let mut writer = JournalWriter {
             out: Some(BufWriter::with_capacity(BUFFER_BYTES, out)),
-            last_flush_ms: now_ms,
             line: Vec::new(),
         };
         let header = Header::new(seed, config.clone());
@@ -86,15 +79,6 @@ impl<W: Write> JournalWriter<W> {
             digest: Digest::of(outputs),
         };
         self.write_line(&record);
-    }
-
-    /// Flushes if the last flush was [`FLUSH_INTERVAL_MS`] or more before
-    /// `now_ms`.
-    pub fn flush_if_due(&mut self, now_ms: u64) {
-        if now_ms.saturating_sub(self.last_flush_ms) >= FLUSH_INTERVAL_MS {
-            self.last_flush_ms = now_ms;
-            self.flush();
-        }
     }
 
     /// Writes out everything buffered.
@@ -177,18 +161,17 @@ mod tests {
     }
 
     #[test]
-    fn buffers_and_flushes_at_most_twice_a_second() {
+    fn buffers_until_flushed() {
         let sink = Sink::default();
-        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default(), 0);
+        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default());
         tick_records(&mut w, 500);
         assert_eq!(*sink.writes.borrow(), 0, "no syscall per record");
-        w.flush_if_due(499);
-        assert_eq!(*sink.writes.borrow(), 0);
-        w.flush_if_due(500);
+        assert!(w.has_buffered());
+        w.flush();
         assert_eq!(*sink.writes.borrow(), 1);
+        assert!(!w.has_buffered());
         w.record(1_500, &Input::Pong { conn: ConnId(1) }, &[]);
-        w.flush_if_due(999);
-        assert_eq!(*sink.writes.borrow(), 1);
+        assert!(w.has_buffered());
         w.flush();
         assert_eq!(*sink.writes.borrow(), 2);
         let text = String::from_utf8(sink.data.borrow().clone()).unwrap();
@@ -205,7 +188,7 @@ mod tests {
             fail_after: Some(1),
             ..Sink::default()
         };
-        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default(), 0);
+        let mut w = JournalWriter::new(sink.clone(), 7, &EngineConfig::default());
         w.flush();
         assert!(w.is_enabled());
         tick_records(&mut w, 10);

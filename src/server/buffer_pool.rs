@@ -57,7 +57,8 @@ impl BufferPool {
         self.spare.push(buf);
     }
 
-    /// Frees every spare buffer (once a tick: a quiet server holds none).
+    /// Frees every spare buffer (a second after the last use: a quiet
+    /// server holds none).
     pub fn clear(&mut self) {
         self.spare = Vec::new();
         self.bytes = 0;

@@ -11,7 +11,7 @@ fn write_journal(name: &str, inputs: &[Input]) -> PathBuf {
     let config = EngineConfig::default();
     let mut engine = Engine::new(config.clone(), 5);
     let file = std::fs::File::create(&path).unwrap();
-    let mut journal = JournalWriter::new(file, 5, &config, 0);
+    let mut journal = JournalWriter::new(file, 5, &config);
     for (i, input) in inputs.iter().enumerate() {
         let now = 1_700_000_000_000 + i as u64;
         engine.handle(now, input.clone());

@@ -144,12 +144,7 @@ impl Reactor {
         log::info!("engine seed {seed}");
         let journal = match &config.journal {
             None => None,
-            Some(path) => Some(JournalWriter::create(
-                path,
-                seed,
-                &engine_config,
-                clock.now_ms(),
-            )?),
+            Some(path) => Some(JournalWriter::create(path, seed, &engine_config)?),
         };
         Ok(Reactor {
             journal,
