@@ -16,12 +16,14 @@
 mod claims;
 mod compact;
 mod identity;
+mod in_band;
 mod keys;
 mod refusal;
 mod source;
 mod verifier;
 
 pub use identity::Identity;
+pub use in_band::auth_message_token;
 pub use keys::{Key, KeyError};
 pub use refusal::Refusal;
 pub use source::{
