@@ -195,6 +195,7 @@ impl Reactor {
                 path: req.path,
                 query: req.query,
                 peer: Some(peer),
+                identity: None,
             },
         );
         if !early.is_empty() {
