@@ -34,6 +34,7 @@ fn open(e: &mut Engine, now: u64, conn: u64, protocol: Protocol, query: String) 
             path,
             query,
             peer: None,
+            identity: None,
         },
     );
     e.drain_outputs().for_each(drop);

@@ -23,6 +23,7 @@ fn open(conn: u64, protocol: Protocol, path: &str, query: &str) -> Input {
         path: path.to_string(),
         query: query.to_string(),
         peer: Some(([127, 0, 0, 1], (40_000 + conn % 20_000) as u16).into()),
+        identity: None,
     }
 }
 

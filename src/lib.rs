@@ -15,14 +15,18 @@
 //! 1. Build an [`engine::Engine`] with an [`engine::EngineConfig`] and a seed.
 //! 2. For every event on a connection (opened, text, binary, pong, closed),
 //!    call [`engine::Engine::handle`] with the current wall-clock time in
-//!    milliseconds and the [`engine::Input`].
+//!    milliseconds and the [`engine::Input`]. With signed identities on
+//!    ([`engine::EngineConfig::auth`]), verify tokens first: the opening
+//!    one goes in [`engine::Input::Open`]'s `identity`, an in-band `auth`
+//!    message becomes [`engine::Input::Auth`] instead of text.
 //! 3. After each call, drain [`engine::Engine::drain_outputs`] and carry out
 //!    every [`engine::Output`] (send a text frame, ping, close, terminate).
 //! 4. Ask [`engine::Engine::poll_timeout`] when the engine next has
 //!    something due (`None`: nothing, wait for IO alone) and wait for IO at
 //!    most until then.
 //! 5. When that time has come, call [`engine::Engine::handle`] with
-//!    [`engine::Input::Timeout`] (heartbeats, presence stats) and carry
+//!    [`engine::Input::Timeout`] (heartbeats, presence stats, token
+//!    expiries) and carry
 //!    out its outputs as in step 3. Then back to step 2.
 //!
 //! Same seed and same inputs give the same outputs, byte for byte.

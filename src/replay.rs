@@ -248,6 +248,7 @@ mod tests {
             path: path.into(),
             query: String::new(),
             peer: None,
+            identity: None,
         };
         let text = |conn, text: &str| Input::Text {
             conn: ConnId(conn),

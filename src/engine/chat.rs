@@ -1,9 +1,11 @@
 //! A `chat` route's state: every connection is in one broadcast group.
 
 use super::ConnId;
+use super::auth::chat_auth_reply;
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
 use crate::protocol::chat::{self, Command, INVALID_FORMAT, decode};
+use crate::protocol::token::Refusal;
 
 /// The connections of one `chat` route, in opening order.
 #[derive(Debug, Default)]
@@ -24,6 +26,10 @@ impl ChatRoute {
         let Ok(cmd) = decode(text) else {
             return send_error(conn, INVALID_FORMAT, cx);
         };
+        if matches!(cmd, Command::Auth) && cx.config.auth.is_some() {
+            // With auth on, a token comes as `Input::Auth`: this one had none.
+            return chat_auth_reply(conn, Err(Refusal::Missing), cx);
+        }
         let ts = cx.ts();
         let reply = match &cmd {
             Command::Ping => chat::pong(ts),

@@ -52,7 +52,14 @@ impl Engine {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut per_route = vec![0usize; self.routes.len()];
         let mut conns = [0u64; 5];
+        let mut identified = 0;
         for (id, c) in &self.conns {
+            if let Some(auth) = &c.auth {
+                if !self.expiries.contains(auth.close_at, *id) {
+                    return Err(format!("{id:?}: expiry not scheduled"));
+                }
+                identified += 1;
+            }
             let route = self
                 .routes
                 .get(c.route)
@@ -62,6 +69,12 @@ impl Engine {
             }
             per_route[c.route] += 1;
             conns[c.protocol.index()] += 1;
+        }
+        if self.expiries.len() != identified {
+            return Err(format!(
+                "{} expiries for {identified} identified connections",
+                self.expiries.len()
+            ));
         }
         let (mut rooms, mut users) = ([0u64; 5], [0u64; 5]);
         for (i, route) in self.routes.iter().enumerate() {

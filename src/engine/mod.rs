@@ -16,15 +16,24 @@
 //! message gets `Binary` (1003); a connection over the rate limit for
 //! `rate_limit_close_after_ms` gets `RateLimited` (1008); a presence
 //! connection opened without a valid `userId` (which the reactor should
-//! have refused with `400`) gets `InvalidUserId` (1008); an open on a path
-//! already serving another protocol gets `RouteMismatch` (1011). A
+//! have refused with `400`) gets `InvalidUserId` (1008), one whose
+//! `userId` is not its token's `sub` (which it should have refused with
+//! `403`) `UserIdNotSubject` (1008); an open on a path already serving
+//! another protocol gets `RouteMismatch` (1011). With auth on
+//! ([`EngineConfig::auth`]), a connection whose token expired and that sent
+//! no fresh one within the grace period gets `TokenExpired` (4401), one
+//! sending a token for another `sub` `SubjectChanged` (4403); see
+//! [`AuthPolicy`] for the rest of signed identities. A
 //! connection silent for a whole heartbeat interval after a ping gets
 //! [`Output::Terminate`]. In every case the engine has already removed
 //! it, and told its peers.
 
 use crate::protocol::close::CloseReason;
+use crate::protocol::token::{Identity, Refusal};
 use crate::protocol::{Protocol, RATE_LIMIT_EXCEEDED};
+use auth::ConnAuth;
 use core::net::SocketAddr;
+use expiry::Expiries;
 use heartbeat::{Heartbeats, Liveness};
 use outbox::{Cx, Outbox};
 use rate_limit::{TokenBucket, Verdict};
@@ -33,7 +42,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod auth;
 mod chat;
+mod expiry;
 mod heartbeat;
 mod inspect;
 mod ordered;
@@ -49,6 +60,7 @@ mod stream;
 mod timers;
 
 mod conn_map;
+pub use auth::AuthPolicy;
 pub use conn_map::{ConnMap, IdHasher};
 pub use stats::{ProtocolStats, RouteStats, Stats};
 
@@ -73,6 +85,12 @@ pub enum Input {
         query: String,
         /// The peer's address, for logs.
         peer: Option<SocketAddr>,
+        /// The verified token's identity, `None` for an anonymous
+        /// connection (no auth, or `--auth optional` without a token).
+        /// Ignored unless [`EngineConfig::auth`] is set. Not written when
+        /// `None`, so journals without auth are as before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        identity: Option<Identity>,
     },
     /// A complete text message.
     Text {
@@ -87,6 +105,18 @@ pub enum Input {
         conn: ConnId,
         /// Payload length in bytes.
         len: usize,
+    },
+    /// An in-band `{"type":"auth","token":T}` (chat also
+    /// `{"type":"auth","payload":{"token":T}}`), already verified by the
+    /// server layer, which hands it over instead of the text while
+    /// [`EngineConfig::auth`] is set. Ignored while it is not. See
+    /// [`AuthPolicy`] for what the engine does with it.
+    Auth {
+        /// The sender.
+        conn: ConnId,
+        /// The token's identity, or why it was refused ([`Refusal::Missing`]
+        /// for an `auth` message without a token).
+        result: Result<Identity, Refusal>,
     },
     /// A pong frame.
     Pong {
@@ -157,6 +187,12 @@ pub struct EngineConfig {
     pub rate_limit_close_after_ms: u64,
     /// Rooms one connection may be in at once (signal, stream). Default 32.
     pub max_rooms_per_conn: usize,
+    /// Signed identities: `None` (the default) is off, today's behaviour,
+    /// whatever identities the inputs carry; `Some` when the server has a
+    /// key configured (`--auth required` or `optional`). Not written when
+    /// `None`, so journal headers without auth are as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthPolicy>,
 }
 
 impl EngineConfig {
@@ -178,6 +214,7 @@ impl Default for EngineConfig {
             rate_limit_burst: 400,
             rate_limit_close_after_ms: 10_000,
             max_rooms_per_conn: 32,
+            auth: None,
         }
     }
 }
@@ -192,6 +229,8 @@ struct Conn {
     serial: u64,
     live: Liveness,
     bucket: TokenBucket,
+    /// The identity and its expiry; `None` for an anonymous connection.
+    auth: Option<ConnAuth>,
 }
 
 /// The engine. See the crate docs for the run loop.
@@ -206,6 +245,8 @@ pub struct Engine {
     routes: Vec<Route>,
     route_index: HashMap<String, usize>,
     heartbeats: Heartbeats,
+    /// When connections with an identity are closed for expiry.
+    expiries: Expiries,
     next_serial: u64,
     /// The latest `now_ms` seen (time never goes backwards).
     now_ms: u64,
@@ -223,6 +264,7 @@ impl Engine {
             routes: Vec::new(),
             route_index: HashMap::new(),
             heartbeats: Heartbeats::default(),
+            expiries: Expiries::default(),
             next_serial: 0,
             now_ms: 0,
         }
@@ -252,8 +294,18 @@ impl Engine {
                 path,
                 query,
                 peer,
-            } => self.open(now, conn, protocol, path, &query, peer),
+                identity,
+            } => {
+                let opening = Opening {
+                    conn,
+                    protocol,
+                    path,
+                    peer,
+                };
+                self.open(now, opening, &query, identity);
+            }
             Input::Text { conn, text } => self.text(now, conn, &text),
+            Input::Auth { conn, result } => self.auth(now, conn, result),
             Input::Binary { conn, len } => self.binary(now, conn, len),
             Input::Pong { conn } => match self.conns.get_mut(&conn) {
                 Some(c) => c.live.heard(),
@@ -293,15 +345,13 @@ impl Engine {
         }
     }
 
-    fn open(
-        &mut self,
-        now: u64,
-        conn: ConnId,
-        protocol: Protocol,
-        path: String,
-        query: &str,
-        peer: Option<SocketAddr>,
-    ) {
+    fn open(&mut self, now: u64, opening: Opening, query: &str, identity: Option<Identity>) {
+        let Opening {
+            conn,
+            protocol,
+            path,
+            peer,
+        } = opening;
         if self.conns.contains_key(&conn) {
             log::debug!("open of already open connection {conn:?} ignored");
             return;
@@ -323,9 +373,10 @@ impl Engine {
             self.out.outputs.push(Output::Close { conn, reason });
             return;
         }
+        let auth = self.identity_of_open(conn, identity);
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, protocol);
-        if let Err(e) = self.routes[route].open(conn, query, &mut cx) {
-            let reason = CloseReason::InvalidUserId(e);
+        cx.identity = auth.as_ref().map(|a| &a.identity);
+        if let Err(reason) = self.routes[route].open(conn, query, &mut cx) {
             log::debug!("{conn:?} refused: {}", reason.reason());
             self.out.outputs.push(Output::Close { conn, reason });
             return;
@@ -346,15 +397,35 @@ impl Engine {
                 serial,
                 live,
                 bucket,
+                auth,
             },
         );
         self.heartbeats.schedule(&self.config, now, conn, serial);
+        self.schedule_expiry(conn);
     }
 
     fn text(&mut self, now: u64, conn: ConnId, text: &str) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            log::debug!("text from unknown connection {conn:?}");
+        if !self.admit(now, conn, text.len(), "text") {
             return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let route = &mut self.routes[c.route];
+        let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
+        cx.identity = c.auth.as_ref().map(|a| &a.identity);
+        route.text(conn, text, &mut cx);
+    }
+
+    /// Takes an inbound message of `len` bytes from `conn` (a `what`, for
+    /// logs): the peer is heard, the message counted and rate limited.
+    /// `true` if it may be handled; `false` if the connection is unknown,
+    /// or the message was refused with the rate-limit error, or the
+    /// connection closed for it.
+    fn admit(&mut self, now: u64, conn: ConnId, len: usize, what: &str) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            log::debug!("{what} from unknown connection {conn:?}");
+            return false;
         };
         c.live.heard();
         let verdict = c.bucket.admit(&self.config, now);
@@ -362,9 +433,9 @@ impl Engine {
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         let stats = cx.stats();
         stats.messages_in += 1;
-        stats.bytes_in += text.len() as u64;
+        stats.bytes_in += len as u64;
         match verdict {
-            Verdict::Allow => route.text(conn, text, &mut cx),
+            Verdict::Allow => return true,
             Verdict::Refuse => {
                 cx.stats().rate_limited += 1;
                 route.send_error(conn, RATE_LIMIT_EXCEEDED, &mut cx);
@@ -374,6 +445,7 @@ impl Engine {
                 self.close(now, conn, CloseReason::RateLimited);
             }
         }
+        false
     }
 
     fn binary(&mut self, now: u64, conn: ConnId, len: usize) {
@@ -399,10 +471,22 @@ impl Engine {
         let Some(c) = self.conns.remove(&conn) else {
             return false;
         };
+        if let Some(auth) = &c.auth {
+            self.expiries.remove(auth.close_at, conn);
+        }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         self.routes[c.route].close(conn, &mut cx);
         cx.stats().connections -= 1;
         self.drop_gone_heartbeats();
         true
     }
+}
+
+/// What [`Input::Open`] says about the connection besides its query and
+/// identity.
+struct Opening {
+    conn: ConnId,
+    protocol: Protocol,
+    path: String,
+    peer: Option<SocketAddr>,
 }

@@ -3,7 +3,9 @@
 
 use super::rng::Rng;
 use super::{ConnId, EngineConfig, Output, ProtocolStats};
+use crate::protocol::auth::{ANY_NEW_ROOM, not_allowed_in_room};
 use crate::protocol::timestamp::format_ts;
+use crate::protocol::token::Identity;
 use crate::protocol::{Encode, ErrorMessage, Protocol};
 use std::sync::Arc;
 
@@ -39,6 +41,9 @@ pub(crate) struct Cx<'a> {
     pub config: &'a EngineConfig,
     /// The input's time, epoch milliseconds.
     pub now: u64,
+    /// The identity of the connection the input is from, if it has one
+    /// (only ever with auth on).
+    pub identity: Option<&'a Identity>,
     protocol: Protocol,
 }
 
@@ -56,8 +61,37 @@ impl<'a> Cx<'a> {
             rng,
             config,
             now,
+            identity: None,
             protocol,
         }
+    }
+
+    /// Whether the connection's `rooms` claim lets it create or join
+    /// `room` (always without an identity); if not, sends it
+    /// `{"type":"error","message":"Not allowed in room R"}` (`scratch`,
+    /// `signal`, `stream`).
+    pub fn may_enter(&mut self, conn: ConnId, room: &str) -> bool {
+        let allowed = self.identity.is_none_or(|i| i.may_enter(room));
+        if !allowed {
+            self.error(conn, &not_allowed_in_room(room));
+        }
+        allowed
+    }
+
+    /// Whether the connection may create a room whose id it does not
+    /// choose (a `signal` room): only if its `rooms` claim allows every
+    /// id, that is holds `*`. If not, sends it the error
+    /// `Not allowed in room *`.
+    pub fn may_create_any(&mut self, conn: ConnId) -> bool {
+        let allowed = self.identity.is_none_or(|i| {
+            i.rooms
+                .as_ref()
+                .is_none_or(|rooms| rooms.iter().any(|r| r == ANY_NEW_ROOM))
+        });
+        if !allowed {
+            self.error(conn, &not_allowed_in_room(ANY_NEW_ROOM));
+        }
+        allowed
     }
 
     /// `TS` for now, formatted at most once per millisecond.

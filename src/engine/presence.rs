@@ -5,6 +5,7 @@ use super::outbox::Cx;
 use super::timers::deadline;
 use super::{ConnId, ConnMap, EngineConfig};
 use crate::protocol::Encode;
+use crate::protocol::close::CloseReason;
 use crate::protocol::presence::{
     Command, Message, UserId, UserIdError, decode, user_id_from_query,
 };
@@ -32,10 +33,12 @@ pub(crate) struct PresenceRoute {
 
 impl PresenceRoute {
     /// A connection opened with `query`: greets it and, if its user just
-    /// came online, tells every other user. Refuses a query without a
-    /// valid `userId`.
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
-        let user = user_id_from_query(query)?;
+    /// came online, tells every other user. Its user is its identity's
+    /// `sub` if it has one, else its `userId`. Refuses a query without a
+    /// valid `userId` (optional with an identity), or with one that is not
+    /// the identity's `sub`.
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), CloseReason> {
+        let user = user_of_open(query, cx)?;
         let base = format!("{user}-{}", cx.now);
         let mut connection_id = base.clone();
         let mut n = 2;
@@ -130,6 +133,11 @@ impl PresenceRoute {
         }
     }
 
+    /// The user of `conn`.
+    pub fn user_of(&self, conn: ConnId) -> Option<&str> {
+        self.conns.get(&conn).map(|c| c.user.as_str())
+    }
+
     /// Every connection of every user but `user`.
     fn conns_except<'a>(&'a self, user: &'a str) -> impl Iterator<Item = ConnId> + 'a {
         self.users
@@ -218,6 +226,21 @@ impl PresenceRoute {
             ));
         }
         Ok(())
+    }
+}
+
+/// The user of a connection opening with `query`: see
+/// [`PresenceRoute::open`].
+fn user_of_open(query: &str, cx: &Cx<'_>) -> Result<String, CloseReason> {
+    let asked = user_id_from_query(query);
+    let Some(identity) = cx.identity else {
+        return asked.map_err(CloseReason::InvalidUserId);
+    };
+    match asked {
+        Err(UserIdError::Missing) => Ok(identity.sub.clone()),
+        Err(e) => Err(CloseReason::InvalidUserId(e)),
+        Ok(user) if user == identity.sub => Ok(user),
+        Ok(_) => Err(CloseReason::UserIdNotSubject),
     }
 }
 

@@ -8,7 +8,7 @@ use super::signal::SignalRoute;
 use super::stream::StreamRoute;
 use super::{ConnId, EngineConfig, RouteStats};
 use crate::protocol::Protocol;
-use crate::protocol::presence::UserIdError;
+use crate::protocol::close::CloseReason;
 
 /// One protocol's state on one route.
 #[derive(Debug)]
@@ -47,9 +47,10 @@ impl Route {
         }
     }
 
-    /// A connection opened with `query`; `Err` refuses it (presence
-    /// without a valid `userId`).
-    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), UserIdError> {
+    /// A connection opened with `query` (and `cx.identity`); `Err` refuses
+    /// it with a close (presence without a valid `userId`, or with one that
+    /// is not its identity's).
+    pub fn open(&mut self, conn: ConnId, query: &str, cx: &mut Cx<'_>) -> Result<(), CloseReason> {
         match &mut self.state {
             State::Scratch(s) => s.open(conn, cx),
             State::Signal(s) => s.open(conn),
@@ -79,6 +80,15 @@ impl Route {
             State::Presence(s) => s.close(conn, cx),
             State::Chat(s) => s.close(conn),
             State::Stream(s) => s.close(conn, cx),
+        }
+    }
+
+    /// Who `conn` says it is without a token: its presence user (the
+    /// subject a token must then name); `None` elsewhere.
+    pub fn subject_of(&self, conn: ConnId) -> Option<&str> {
+        match &self.state {
+            State::Presence(s) => s.user_of(conn),
+            _ => None,
         }
     }
 

@@ -37,6 +37,9 @@ impl ScratchRoute {
         match decode(text) {
             Err(e) => cx.error(conn, &e.to_string()),
             Ok(Command::Join { session_id }) => {
+                if !cx.may_enter(conn, &session_id) {
+                    return;
+                }
                 self.leave(conn, true, cx);
                 self.join(conn, &session_id, cx);
             }

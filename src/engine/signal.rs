@@ -52,6 +52,9 @@ impl SignalRoute {
         match decode(text) {
             Err(e) => cx.error(conn, &e.to_string()),
             Ok(Command::CreateRoom) => {
+                if !cx.may_create_any(conn) {
+                    return;
+                }
                 if mine.len() >= cx.config.max_rooms_per_conn {
                     return cx.error(conn, "Room limit reached");
                 }
@@ -70,6 +73,9 @@ impl SignalRoute {
                 mine.push(room_id);
             }
             Ok(Command::JoinRoom { room_id }) => {
+                if !cx.may_enter(conn, &room_id) {
+                    return;
+                }
                 let room = match self.rooms.get_mut(&*room_id) {
                     Some(room) if room.guest.is_none() && room.host != conn => room,
                     _ => return cx.error(conn, "Room not found or full"),

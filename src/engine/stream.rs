@@ -3,6 +3,7 @@
 use super::ordered::OrderedMap;
 use super::outbox::Cx;
 use super::{ConnId, ConnMap};
+use crate::protocol::auth::USER_ID_NOT_SUBJECT;
 use crate::protocol::stream::{Command, Message, Participant, decode};
 use std::collections::HashMap;
 
@@ -123,6 +124,12 @@ impl StreamRoute {
         user_name: &str,
         cx: &mut Cx<'_>,
     ) {
+        if cx.identity.is_some_and(|i| i.sub != user_id) {
+            return cx.error(conn, USER_ID_NOT_SUBJECT);
+        }
+        if !cx.may_enter(conn, room_id) {
+            return;
+        }
         // Joining a room again (under any userId) first leaves it.
         self.leave(conn, room_id, cx);
         let Some(mine) = self.conns.get_mut(&conn) else {

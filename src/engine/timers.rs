@@ -3,8 +3,9 @@
 //! everything due by its time.
 //!
 //! The timers are each connection's heartbeat (ping, then death after a
-//! silent interval) and each presence route's `stats:` line (only while
-//! the route has connections). Every deadline is rounded up to a multiple
+//! silent interval), each presence route's `stats:` line (only while
+//! the route has connections) and, with auth on, each identified
+//! connection's expiry (see [`super::AuthPolicy`]). Every deadline is rounded up to a multiple
 //! of [`EngineConfig::timer_granularity_ms`], so 10,000 connections opened
 //! within one granule share one wake-up instead of 10,000.
 
@@ -38,13 +39,16 @@ impl Engine {
         self.heartbeats
             .next_deadline()
             .into_iter()
+            .chain(self.expiries.next_deadline())
             .chain(stats)
             .min()
     }
 
-    /// Fires every timer due at `now`: pings, terminations of the silent,
-    /// presence `stats:` lines.
+    /// Fires every timer due at `now`: expiry closes (first, so that a
+    /// connection closed for expiry is not pinged), pings, terminations of
+    /// the silent, presence `stats:` lines.
     pub(super) fn timeout(&mut self, now: u64) {
+        self.expire(now);
         while let Some((conn, serial)) = self.heartbeats.pop_due(now) {
             let Some(c) = self.conns.get_mut(&conn).filter(|c| c.serial == serial) else {
                 continue;

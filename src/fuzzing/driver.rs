@@ -19,6 +19,7 @@ fn open_input(conn: ConnId, protocol: Protocol, path: &str, query: String) -> In
         path: path.to_string(),
         query,
         peer: None,
+        identity: None,
     }
 }
 

@@ -18,6 +18,11 @@
 //! `{"kind":"tick"}` is a `timeout`, and the `origin` of their `open`
 //! records is ignored. Their digests hold only where the new timer rules
 //! (deadlines rounded up to the timer granule) give the same pings.
+//! With signed identities on, the header's config has `auth`, `open`
+//! records carry the verified `identity` and `auth` records the verified
+//! result (`{"Ok":IDENTITY}` or `{"Err":"expired"}`), never a token, so
+//! replays need no keys; a journal recorded without auth has none of
+//! these, byte for byte as before.
 //! Replaying the inputs on a fresh engine built from the header's seed and
 //! config must give the same digest on every line.
 //!

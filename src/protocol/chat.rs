@@ -14,7 +14,10 @@ pub const INVALID_FORMAT: &str = "Invalid message format";
 pub enum Command<'a> {
     /// `{"type":"ping"}`.
     Ping,
-    /// `{"type":"auth","payload":P}` (the seed's mock: always succeeds).
+    /// `{"type":"auth","payload":P}`: the seed's mock, always a success
+    /// without auth; with auth the server layer verifies the token and the
+    /// engine gets it as [`crate::engine::Input::Auth`] instead, so one
+    /// reaching the route carried no token.
     Auth,
     /// `{"type":"chat","payload":P}`: broadcast to every connection.
     Chat {
@@ -45,13 +48,16 @@ pub fn decode(text: &str) -> Result<Command<'_>, ParseError> {
     })
 }
 
+/// The `message` of a successful `auth` reply (the seed's).
+pub const AUTHENTICATED: &str = "Authenticated";
+
 /// The payload of the `auth` reply.
 #[derive(Debug, Serialize)]
-pub struct AuthResult {
-    /// Always true (the seed's mock).
+pub struct AuthResult<'a> {
+    /// Whether the token was accepted.
     pub success: bool,
-    /// `"Authenticated"`.
-    pub message: &'static str,
+    /// [`AUTHENTICATED`], or why the token was refused.
+    pub message: &'a str,
 }
 
 /// The payload of `system` and `error` messages.
@@ -105,12 +111,14 @@ pub fn pong(ts: &str) -> String {
     .encode()
 }
 
-/// The reply to `auth`.
+/// The successful reply to `auth`.
 pub fn auth_ok(ts: &str) -> String {
-    let payload = AuthResult {
-        success: true,
-        message: "Authenticated",
-    };
+    auth_reply(true, AUTHENTICATED, ts)
+}
+
+/// The reply to `auth`: `payload.success` and `payload.message`.
+pub fn auth_reply(success: bool, message: &str, ts: &str) -> String {
+    let payload = AuthResult { success, message };
     Message {
         ty: "auth",
         payload,
@@ -157,6 +165,10 @@ mod tests {
         assert_eq!(
             auth_ok(TS),
             r#"{"type":"auth","payload":{"success":true,"message":"Authenticated"},"timestamp":"2024-01-01T12:00:00.000Z"}"#
+        );
+        assert_eq!(
+            auth_reply(false, "token refused: expired", TS),
+            r#"{"type":"auth","payload":{"success":false,"message":"token refused: expired"},"timestamp":"2024-01-01T12:00:00.000Z"}"#
         );
         match decode(r#"{"type":"t\"x","payload":[1, {"a":null}]}"#) {
             Ok(Command::Echo { ty, payload }) => assert_eq!(

@@ -2,6 +2,7 @@
 //! once (README "WebSocket close codes").
 
 use super::RATE_LIMIT_EXCEEDED;
+use super::auth::USER_ID_NOT_SUBJECT;
 use super::presence::UserIdError;
 
 /// Why roomd closes a WebSocket. Each variant has a fixed close code
@@ -29,6 +30,16 @@ pub enum CloseReason {
     /// 1011 `route protocol mismatch`: an open on a path that already
     /// serves another protocol (engine).
     RouteMismatch,
+    /// 1008 `userId does not match token`: a presence connection whose
+    /// `?userId=` is not its token's `sub`, which the reactor should have
+    /// refused with `403` (engine).
+    UserIdNotSubject,
+    /// 4401 `token expired`: the token's `exp` and the grace period after
+    /// it passed without a fresh token (engine).
+    TokenExpired,
+    /// 4403 `token subject changed`: an in-band token for another `sub`
+    /// than the connection's (engine).
+    SubjectChanged,
 }
 
 impl CloseReason {
@@ -39,9 +50,13 @@ impl CloseReason {
             CloseReason::ProtocolError => 1002,
             CloseReason::Binary => 1003,
             CloseReason::InvalidUtf8 => 1007,
-            CloseReason::RateLimited | CloseReason::InvalidUserId(_) => 1008,
+            CloseReason::RateLimited
+            | CloseReason::InvalidUserId(_)
+            | CloseReason::UserIdNotSubject => 1008,
             CloseReason::MessageTooBig | CloseReason::InboundBudget => 1009,
             CloseReason::RouteMismatch => 1011,
+            CloseReason::TokenExpired => 4401,
+            CloseReason::SubjectChanged => 4403,
         }
     }
 
@@ -57,6 +72,9 @@ impl CloseReason {
             CloseReason::MessageTooBig => "message too big",
             CloseReason::InboundBudget => "message too big for the server's input budget",
             CloseReason::RouteMismatch => "route protocol mismatch",
+            CloseReason::UserIdNotSubject => USER_ID_NOT_SUBJECT,
+            CloseReason::TokenExpired => "token expired",
+            CloseReason::SubjectChanged => "token subject changed",
         }
     }
 }
@@ -89,6 +107,13 @@ mod tests {
                 "message too big for the server's input budget",
             ),
             (CloseReason::RouteMismatch, 1011, "route protocol mismatch"),
+            (
+                CloseReason::UserIdNotSubject,
+                1008,
+                "userId does not match token",
+            ),
+            (CloseReason::TokenExpired, 4401, "token expired"),
+            (CloseReason::SubjectChanged, 4403, "token subject changed"),
         ];
         for (why, code, reason) in all {
             assert_eq!((why.code(), why.reason()), (code, reason), "{why:?}");

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub mod auth;
 pub mod chat;
 pub mod close;
 pub mod envelope;

@@ -4,6 +4,7 @@
 
 use roomd::engine::{ConnId, Engine, EngineConfig, Input, Output};
 use roomd::protocol::Protocol;
+use roomd::protocol::token::Identity;
 use std::collections::HashMap;
 
 /// 2024-01-01T12:00:00.000Z, the harness's start time.
@@ -54,6 +55,18 @@ impl Harness {
 
     /// Opens a connection on `path` with `query`.
     pub fn connect_with(&mut self, protocol: Protocol, path: &str, query: &str) -> ConnId {
+        self.connect_as(protocol, path, query, None)
+    }
+
+    /// Opens a connection on `path` with `query` and `identity` (`None`:
+    /// anonymous).
+    pub fn connect_as(
+        &mut self,
+        protocol: Protocol,
+        path: &str,
+        query: &str,
+        identity: Option<Identity>,
+    ) -> ConnId {
         let conn = ConnId(self.next_id);
         self.next_id += 1;
         self.input(Input::Open {
@@ -62,6 +75,7 @@ impl Harness {
             path: path.into(),
             query: query.into(),
             peer: Some(([127, 0, 0, 1], 1).into()),
+            identity,
         });
         conn
     }

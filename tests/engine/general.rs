@@ -208,6 +208,7 @@ fn inputs_for_unknown_connections_are_ignored() {
         path: "/chat".into(),
         query: String::new(),
         peer: None,
+        identity: None,
     });
     h.expect_nothing(a);
     assert_eq!(h.engine.stats().of(Protocol::Chat).connections, 1);

@@ -7,6 +7,7 @@ mod common;
 mod chat;
 mod fuzz_seeds;
 mod general;
+mod identity;
 mod model;
 mod presence;
 mod replay_cli;

@@ -37,6 +37,7 @@ fn inputs() -> Vec<Input> {
             path: "/presence".into(),
             query: "userId=7".into(),
             peer: Some(([127, 0, 0, 1], 5000).into()),
+            identity: None,
         },
         Input::Text {
             conn: ConnId(1),

@@ -186,6 +186,7 @@ fn room_ids_follow_the_seed() {
                 path: "/signal".into(),
                 query: String::new(),
                 peer: None,
+                identity: None,
             },
         );
         for _ in 0..5 {

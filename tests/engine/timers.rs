@@ -53,6 +53,7 @@ fn many_opens_within_one_granule_share_one_deadline() {
                 path: "/signal".into(),
                 query: String::new(),
                 peer: None,
+                identity: None,
             },
         );
         assert_eq!(engine.drain_outputs().count(), 0);

@@ -1,10 +1,13 @@
 //! Why a token was not accepted, with a stable name for metrics and logs.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Why a token was refused. [`Refusal::name`] is stable (metric labels);
-/// [`Refusal::status`] is the HTTP answer to a refused upgrade.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// [`Refusal::status`] is the HTTP answer to a refused upgrade. Serialised
+/// (in the journal) as its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// No token where one is required (or an empty one).
     Missing,
@@ -101,6 +104,9 @@ mod tests {
         for r in Refusal::ALL {
             let expected = if r == Refusal::Forbidden { 403 } else { 401 };
             assert_eq!(r.status(), expected, "{r}");
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.name()));
+            assert_eq!(serde_json::from_str::<Refusal>(&json).unwrap(), r);
         }
     }
 }

@@ -232,6 +232,7 @@ impl Reactor {
                 path: req.path,
                 query: without_token(&req.query).into_owned(),
                 peer: Some(peer),
+                identity: None,
             },
         );
         if !early.is_empty() {
