@@ -23,6 +23,8 @@ pub struct ServerCounters {
     pub request_timeouts: u64,
     /// Tokens refused at upgrades and in-band, by [`Refusal::ALL`] index.
     pub refused_tokens: [u64; Refusal::ALL.len()],
+    /// Connections closed with 4401 because their token expired.
+    pub token_expiry_closes: u64,
     /// TLS handshakes that failed (garbage, no shared version or cipher).
     pub tls_handshake_failures: u64,
     /// The TLS certificate's `notAfter` (seconds since the epoch), if TLS
@@ -235,6 +237,12 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             "counter",
             "Connections dropped before a complete request head.",
             server.request_timeouts,
+        ),
+        (
+            "roomd_token_expiry_closes_total",
+            "counter",
+            "Connections closed with 4401 because their token expired.",
+            server.token_expiry_closes,
         ),
         (
             "roomd_tls_handshake_failures_total",

@@ -439,7 +439,7 @@ fn journal_of(config: &EngineConfig, inputs: &[(u64, Input)]) -> (Vec<u8>, Vec<V
     let mut engine = Engine::new(config.clone(), 9);
     let mut out = Vec::new();
     let mut all = Vec::new();
-    let mut journal = JournalWriter::new(&mut out, 9, config, T0);
+    let mut journal = JournalWriter::new(&mut out, 9, config);
     for (now, input) in inputs {
         engine.handle(*now, input.clone());
         let outputs: Vec<Output> = engine.drain_outputs().collect();

@@ -193,6 +193,10 @@ fn the_token_never_reaches_the_log_or_the_journal() {
                 .as_bytes(),
         ));
         assert!(raw.frame().is_some());
+        // In band too.
+        let auth = json!({"type": "auth", "token": good}).to_string();
+        raw.send(&crate::live::raw::frame(true, 0x1, auth.as_bytes()));
+        assert!(raw.frame().is_some());
     }
     // SIGTERM: a graceful stop writes the journal out.
     let mut child = KillOnDrop(server.child);
@@ -232,4 +236,70 @@ fn a_short_secret_stops_roomd_with_status_2() {
         !stdout.contains("too short"),
         "the secret is shown: {stdout}"
     );
+}
+
+fn server_with_grace(grace_secs: u64) -> TestServer {
+    TestServer::start(Config {
+        auth: AuthConfig {
+            jwt_secret_file: Some(data("hs256.secret")),
+            grace_secs,
+            ..AuthConfig::default()
+        },
+        ..Config::default()
+    })
+}
+
+#[test]
+fn chat_auth_messages_are_verified_in_band() {
+    let server = server(None);
+    let bearer = format!("Authorization: Bearer {}", token("alice", 3600));
+    let mut client = server
+        .try_ws("/chat", &[("Authorization", &bearer[15..])])
+        .unwrap();
+    client.recv_type("system");
+    client.send_json(json!({"type": "auth", "token": token("alice", 3600)}));
+    let reply = client.recv_type("auth");
+    assert_eq!(reply["payload"]["success"], true, "{reply}");
+    client.send_json(json!({"type": "auth", "payload": {"token": "not.a.jwt"}}));
+    let reply = client.recv_type("auth");
+    assert_eq!(reply["payload"]["success"], false, "{reply}");
+    assert_eq!(reply["payload"]["message"], "token refused: malformed");
+    let name = "roomd_refused_tokens_total{reason=\"malformed\"}";
+    assert_eq!(metric(&server, name), 1);
+}
+
+#[test]
+fn an_expired_token_closes_4401_after_the_grace_unless_refreshed() {
+    let server = server_with_grace(1);
+    // Expires in a second; the grace is a second more.
+    let short = token("alice", 1);
+    let header = format!("Bearer {short}");
+    let mut lapsing = server
+        .try_ws("/chat", &[("Authorization", &header)])
+        .unwrap();
+    let mut refreshed = server
+        .try_ws("/chat", &[("Authorization", &header)])
+        .unwrap();
+    lapsing.recv_type("system");
+    refreshed.recv_type("system");
+    refreshed.send_json(json!({"type": "auth", "token": token("alice", 3600)}));
+    assert_eq!(refreshed.recv_type("auth")["payload"]["success"], true);
+    let started = std::time::Instant::now();
+    assert_eq!(lapsing.expect_close(), 4401);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
+    assert_eq!(metric(&server, "roomd_token_expiry_closes_total"), 1);
+    // The refreshed one is still served.
+    refreshed.send_json(json!({"type": "chat", "payload": "still here"}));
+    assert_eq!(refreshed.recv_type("chat")["payload"], "still here");
+}
+
+#[test]
+fn a_refresh_for_another_subject_closes_4403() {
+    let server = server(None);
+    let header = format!("Bearer {}", token("alice", 3600));
+    let mut client = server
+        .try_ws("/stream", &[("Authorization", &header)])
+        .unwrap();
+    client.send_json(json!({"type": "auth", "token": token("mallory", 3600)}));
+    assert_eq!(client.expect_close(), 4403);
 }

@@ -6,7 +6,8 @@
 //! [`Config::default`] is what parsing no flags gives. [`crate::cli`] adds
 //! the `ROOMD_<NAME>` variables and the seeds' environment ([`seed_env`]).
 
-use crate::engine::EngineConfig;
+use crate::engine::{AuthPolicy, EngineConfig};
+use crate::server::auth::AuthMode;
 use clap::{Args, FromArgMatches};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -150,6 +151,9 @@ impl Config {
             rate_limit_per_sec: self.rate_limit,
             rate_limit_burst: self.rate_limit.saturating_mul(RATE_LIMIT_BURST_FACTOR),
             rate_limit_close_after_ms: millis(self.rate_limit_close_after),
+            auth: (self.auth.mode() != AuthMode::Off).then(|| AuthPolicy {
+                grace_ms: self.auth.grace_secs.saturating_mul(1000),
+            }),
             ..EngineConfig::default()
         }
     }

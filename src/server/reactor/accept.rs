@@ -232,7 +232,7 @@ impl Reactor {
                 path: req.path,
                 query: without_token(&req.query).into_owned(),
                 peer: Some(peer),
-                identity: None,
+                identity,
             },
         );
         if !early.is_empty() {

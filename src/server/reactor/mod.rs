@@ -10,6 +10,7 @@
 
 use crate::engine::{ConnId, ConnMap, Engine, Input, Output};
 use crate::journal::JournalWriter;
+use crate::protocol::close::CloseReason;
 use crate::protocol::frame::{OPCODE_TEXT, write_frame};
 use crate::protocol::token::Verifier;
 use crate::server::budget::Budget;
@@ -373,6 +374,9 @@ impl Reactor {
             }
             Output::Ping { .. } => codec.send_ping(),
             Output::Close { reason, .. } => {
+                if *reason == CloseReason::TokenExpired {
+                    self.counters.token_expiry_closes += 1;
+                }
                 conn.close(*reason, now + CLOSE_GRACE_MS);
                 self.timers.watch(k, &self.conns[k]);
             }

@@ -4,9 +4,10 @@
 //! together are over a memory budget ([`crate::server::budget`]).
 
 use super::{CLOSE_GRACE_MS, Reactor};
-use crate::engine::Input;
+use crate::engine::{ConnId, Input};
 use crate::protocol::close::CloseReason;
 use crate::protocol::http::MAX_REQUEST_BYTES;
+use crate::protocol::token::auth_message_token;
 use crate::protocol::websocket::{Decoded, Received};
 use crate::server::connection::{Life, ReadOutcome};
 
@@ -88,7 +89,7 @@ impl Reactor {
                 // the client's close) but not fed.
                 Decoded::Message(message) if life == Life::Open => {
                     let input = match message {
-                        Received::Text(text) => Input::Text { conn: id, text },
+                        Received::Text(text) => self.text_input(id, text, now),
                         Received::Binary(len) => Input::Binary { conn: id, len },
                         Received::Alive => Input::Pong { conn: id },
                     };
@@ -116,6 +117,23 @@ impl Reactor {
         if self.inbound.over() {
             self.shed_largest_inbound(now);
         }
+    }
+
+    /// The engine's input for a text message: with signed identities on,
+    /// an in-band `auth` message is verified here and the engine gets the
+    /// result (never the token, which is neither logged nor journaled).
+    fn text_input(&mut self, conn: ConnId, text: String, now: u64) -> Input {
+        let Some(verifier) = &self.verifier else {
+            return Input::Text { conn, text };
+        };
+        let Some(token) = auth_message_token(&text) else {
+            return Input::Text { conn, text };
+        };
+        let result = verifier.verify(&token, now / 1000);
+        if let Err(refusal) = result {
+            self.counters.refuse_token(refusal);
+        }
+        Input::Auth { conn, result }
     }
 
     /// A WebSocket failed (its close frame is queued): the engine is told,
