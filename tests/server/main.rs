@@ -7,6 +7,7 @@
 mod live;
 
 mod binary;
+mod browser;
 mod connection_churn;
 mod dist_units;
 mod fd_limit;
