@@ -322,8 +322,15 @@ fn chromium_sends_its_token_in_the_subprotocol_list() {
     assert_eq!(results["token"], true);
     // Offered `roomd, roomd.token.<JWT>`; the server selected `roomd`.
     assert_every_route(&results, "roomd");
-    // Auth is on: the allowed page without a token is refused.
+    // Auth is on: the allowed page without a token is refused (401).
     assert_refused(&results, "without_token");
+    let rejected = |status: u16| {
+        let name = format!("roomd_rejected_upgrades_total{{status=\"{status}\"}}");
+        metric_at(server.plain, &name)
+    };
+    assert_eq!(rejected(401), 1);
+    // The other origin, with a valid token: 403.
     assert_refused(&results, "denied");
+    assert_eq!(rejected(403), 1);
     assert_refused(&results, "wrong_name");
 }
