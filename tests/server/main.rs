@@ -8,6 +8,7 @@ mod live;
 
 mod auth;
 mod binary;
+mod browser;
 mod connection_churn;
 mod dist_units;
 mod fd_limit;
