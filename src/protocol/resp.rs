@@ -172,6 +172,9 @@ fn frame_len(buf: &[u8], max_reply: usize) -> Result<Option<usize>, RespError> {
         let Some(end) = find_crlf(buf, pos) else {
             return Ok(None);
         };
+        if end == pos {
+            return Err(RespError::Malformed("an empty line".into()));
+        }
         let kind = buf[pos];
         let line = &buf[pos + 1..end];
         pos = end + 2;
@@ -300,6 +303,7 @@ mod tests {
         assert!(matches!(all(b"?x\r\n"), Err(RespError::Malformed(_))));
         assert!(matches!(all(b"$-2\r\n"), Err(RespError::Malformed(_))));
         assert!(matches!(all(b":x\r\n"), Err(RespError::Malformed(_))));
+        assert!(matches!(all(b"*1\r\n\r\n"), Err(RespError::Malformed(_))));
         let deep = b"*1\r\n".repeat(100_000);
         assert_eq!(all(&deep), Err(RespError::TooDeep));
         let mut d = Decoder::new(16);

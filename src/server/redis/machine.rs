@@ -341,7 +341,9 @@ impl Machine {
     /// The earliest instant [`Machine::handle_timeout`] (or a
     /// reconnection) has something to do.
     pub fn next_deadline(&self) -> Option<u64> {
-        let probe = self.sub.is_ready().then_some(self.next_probe);
+        // While a probe waits, its answer deadline is the subscriber's.
+        let probing = self.sub.any_waiting(|s| *s == SubSent::Probe);
+        let probe = (self.sub.is_ready() && !probing).then_some(self.next_probe);
         [self.cmd.deadline(), self.sub.deadline(), probe]
             .into_iter()
             .flatten()

@@ -128,3 +128,6 @@ impl Script {
         &self.sha1
     }
 }
+
+#[cfg(test)]
+mod tests;
