@@ -17,6 +17,7 @@ mod http_endpoints;
 mod journal_e2e;
 mod protocols;
 mod reads;
+mod redis;
 mod seed_env;
 mod socket_activation;
 mod tls;
