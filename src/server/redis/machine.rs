@@ -78,7 +78,9 @@ pub struct Machine {
     /// Channels (`false`) and patterns (`true`) subscribed, in order.
     subscriptions: Vec<(Vec<u8>, bool)>,
     events: VecDeque<Event>,
-    up: bool,
+    /// Up or down as last told; `None` until the first connection works
+    /// or fails.
+    up: Option<bool>,
     next_probe: u64,
 }
 
@@ -93,14 +95,14 @@ impl Machine {
             queue: VecDeque::new(),
             subscriptions: Vec::new(),
             events: VecDeque::new(),
-            up: false,
+            up: None,
             next_probe: now,
         }
     }
 
     /// Whether both connections are ready.
     pub fn is_up(&self) -> bool {
-        self.up
+        self.up == Some(true)
     }
 
     /// Commands waiting to be sent or answered.
@@ -291,7 +293,7 @@ impl Machine {
                 Err(e) => return self.lost(which, &e.to_string(), now),
             }
         }
-        self.update_up();
+        self.update_up(None);
     }
 
     /// `which`'s socket is closed or failed (`why`, for the log).
@@ -308,7 +310,7 @@ impl Machine {
             }
             Which::Subscriber => drop(self.sub.lost(now)),
         }
-        self.update_up_because(why);
+        self.update_up(Some(why));
     }
 
     /// Fires what is due at `now`: a link that waited too long for an
@@ -355,8 +357,7 @@ impl Machine {
             None => Err("a reply to nothing".into()),
             Some(Sent::Handshake { last }) => {
                 if let Reply::Error(e) = reply {
-                    log::warn!("redis refused the connection's setup: {e}");
-                    return Err(e);
+                    return Err(format!("setup refused: {e}"));
                 }
                 if last {
                     self.cmd.ready();
@@ -423,8 +424,7 @@ impl Machine {
             None => Err("a reply to nothing".into()),
             Some(SubSent::Handshake { last }) => {
                 if let Reply::Error(e) = reply {
-                    log::warn!("redis refused the subscriber's setup: {e}");
-                    return Err(e);
+                    return Err(format!("setup refused: {e}"));
                 }
                 if last {
                     self.sub.ready();
@@ -451,18 +451,16 @@ impl Machine {
         }
     }
 
-    fn update_up(&mut self) {
-        self.update_up_because("");
-    }
-
     /// Emits [`Event::Up`] or [`Event::Down`] (and logs it, once) when
-    /// both links' readiness changed it.
-    fn update_up_because(&mut self, why: &str) {
+    /// both links' readiness changed it; `lost` is why a link was just
+    /// lost (a failed first connection is a change to down too).
+    fn update_up(&mut self, lost: Option<&str>) {
         let up = self.cmd.is_ready() && self.sub.is_ready();
-        if up == self.up {
+        if up == self.is_up() && (up || lost.is_none() || self.up == Some(false)) {
             return;
         }
-        self.up = up;
+        self.up = Some(up);
+        let why = lost.unwrap_or("");
         if up {
             log::info!("redis up at {}", self.config.url);
             self.events.push_back(Event::Up);

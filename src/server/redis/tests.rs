@@ -93,6 +93,10 @@ fn a_refused_password_is_a_lost_connection() {
     assert!(!m.has_socket(Which::Commands));
     assert!(!m.wants_socket(Which::Commands, 0), "it backs off");
     assert!(m.next_deadline().is_some_and(|at| at <= BACKOFF_FIRST_MS));
+    assert_eq!(events(&mut m), vec![Event::Down], "a failed start is told");
+    m.opened(Which::Commands, BACKOFF_FIRST_MS);
+    m.received(Which::Commands, b"-WRONGPASS invalid\r\n", BACKOFF_FIRST_MS);
+    assert!(events(&mut m).is_empty(), "once");
 }
 
 #[test]
