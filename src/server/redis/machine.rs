@@ -9,7 +9,10 @@
 //! past it a command fails at once with [`Failure::QueueFull`]. A command
 //! sent on a connection that is lost fails with [`Failure::Lost`] (it may
 //! or may not have run). An `EVALSHA` answered `NOSCRIPT` is sent again,
-//! once, as `EVAL` with the script's body.
+//! once, as `EVAL` with the script's body; the retry goes to the end of
+//! the pipeline, so commands sent after the `EVALSHA` may run before it
+//! (scripts that must keep their order with each other still do: each is
+//! refused, and retried, in turn).
 //!
 //! Pub/sub: subscriptions are kept and sent again on every new
 //! connection; a `PING` probes the subscriber every [`PROBE_INTERVAL_MS`]
