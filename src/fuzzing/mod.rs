@@ -13,11 +13,13 @@ mod checks;
 pub mod driver;
 pub mod model;
 pub mod ops;
+mod resp;
 pub mod seeds;
 pub mod templates;
 mod token;
 mod websocket;
 
+pub use resp::resp;
 pub use token::{TOKEN_NOW, token};
 pub use websocket::{seeds as websocket_seeds, websocket};
 

@@ -12,6 +12,7 @@ pub mod frame;
 pub mod http;
 pub mod json;
 pub mod presence;
+pub mod resp;
 pub mod scratch;
 pub mod signal;
 pub mod stream;

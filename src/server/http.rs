@@ -124,6 +124,8 @@ pub(crate) struct ServerView<'a> {
     pub counters: &'a ServerCounters,
     /// Seconds since start.
     pub uptime_secs: u64,
+    /// Whether Redis is up, with `--redis`.
+    pub redis_up: Option<bool>,
 }
 
 /// Whether an upgrade routed to `protocol` may open, once its identity
@@ -188,8 +190,13 @@ pub(crate) fn respond(
     let json = "application/json";
     match decision {
         Decision::Health => {
-            let body = metrics::health_json(view.stats, view.uptime_secs);
-            response(200, json, &body, cors)
+            let body = metrics::health_json(view.stats, view.uptime_secs, view.redis_up);
+            let status = if view.redis_up == Some(false) {
+                503
+            } else {
+                200
+            };
+            response(status, json, &body, cors)
         }
         Decision::ApiPing => response(200, json, &metrics::api_ping_json(view.stats), cors),
         Decision::Metrics => {

@@ -63,7 +63,9 @@ fn totals(stats: &Stats) -> (u64, u64) {
 }
 
 /// `GET /health`.
-pub fn health_json(stats: &Stats, uptime_secs: u64) -> String {
+/// With `--redis`, `redis_up` adds `"redis":"up"` or `"down"` (and the
+/// status is `"unavailable"` while down).
+pub fn health_json(stats: &Stats, uptime_secs: u64, redis_up: Option<bool>) -> String {
     let (connections, rooms) = totals(stats);
     let mut protocols = serde_json::Map::new();
     for p in Protocol::ALL {
@@ -73,14 +75,20 @@ pub fn health_json(stats: &Stats, uptime_secs: u64) -> String {
             serde_json::json!({"connections": s.connections, "rooms": s.rooms}),
         );
     }
-    serde_json::json!({
+    let mut health = serde_json::json!({
         "status": "ok",
         "uptimeSeconds": uptime_secs,
         "connections": connections,
         "rooms": rooms,
         "protocols": protocols,
-    })
-    .to_string()
+    });
+    if let Some(up) = redis_up {
+        health["redis"] = (if up { "up" } else { "down" }).into();
+        if !up {
+            health["status"] = "unavailable".into();
+        }
+    }
+    health.to_string()
 }
 
 /// `GET /api/ping`.
@@ -307,7 +315,8 @@ mod tests {
         stats.per_protocol[Protocol::Chat.index()].connections = 2;
         stats.per_protocol[Protocol::Stream.index()].connections = 3;
         stats.per_protocol[Protocol::Stream.index()].rooms = 1;
-        let health: serde_json::Value = serde_json::from_str(&health_json(&stats, 7)).unwrap();
+        let health: serde_json::Value =
+            serde_json::from_str(&health_json(&stats, 7, None)).unwrap();
         assert_eq!(health["connections"], 5);
         assert_eq!(health["rooms"], 1);
         assert_eq!(health["uptimeSeconds"], 7);

@@ -15,6 +15,7 @@ mod listen;
 pub mod logger;
 mod metrics;
 mod reactor;
+pub mod redis;
 mod systemd;
 mod tls;
 
@@ -41,7 +42,7 @@ impl Server {
         if listeners.is_empty() {
             let plain = config.listen.iter().map(|a| (a, false));
             for (addr, tls) in plain.chain(config.tls_listen.iter().map(|a| (a, true))) {
-                let l = listen::bind(*addr).map_err(|e| {
+                let l = listen::bind(*addr, config.cluster.reuse_port).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
                 })?;
                 listeners.push((l, tls));

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 6] = [
+const TARGETS: [(&str, Body); 7] = [
     ("engine", fuzzing::engine),
     ("protocol_messages", fuzzing::protocol_messages),
     ("journal", fuzzing::journal),
     ("http_request", fuzzing::http_request),
     ("websocket", fuzzing::websocket),
     ("token", fuzzing::token),
+    ("resp", fuzzing::resp),
 ];
 
 fn root() -> PathBuf {

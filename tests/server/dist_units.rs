@@ -149,12 +149,17 @@ fn the_readme_flags_table_matches_the_flags() {
     let mut flags = 0;
     for arg in roomd::cli::command().get_arguments() {
         let Some(long) = arg.get_long() else { continue };
-        let value = arg.get_value_names().unwrap_or_default().join(" ");
-        let default = match defaults(arg) {
-            d if d.is_empty() => "none".to_string(),
-            d => format!("`{d}`"),
+        // A switch (`--reuse-port`) takes no value and is off by default.
+        let start = if arg.get_action().takes_values() {
+            let value = arg.get_value_names().unwrap_or_default().join(" ");
+            let default = match defaults(arg) {
+                d if d.is_empty() => "none".to_string(),
+                d => format!("`{d}`"),
+            };
+            format!("| `--{long} {value}` | {default} | ")
+        } else {
+            format!("| `--{long}` | off | ")
         };
-        let start = format!("| `--{long} {value}` | {default} | ");
         assert!(
             rows.iter().any(|r| r.starts_with(&start)),
             "README.md has no row starting {start}"

@@ -18,6 +18,8 @@ mod http_endpoints;
 mod journal_e2e;
 mod protocols;
 mod reads;
+mod redis;
+mod reuse_port;
 mod seed_env;
 mod socket_activation;
 mod tls;

@@ -13,10 +13,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cluster;
 mod route;
 pub mod seed_env;
 mod value;
 
+pub use cluster::ClusterConfig;
 pub use route::{Route, default_routes};
 
 /// The rate limiter's burst, as a multiple of `--rate-limit`.
@@ -103,6 +105,10 @@ pub struct Config {
     /// Signed identities (`--jwt-*`, `--auth`, `--auth-grace`).
     #[command(flatten)]
     pub auth: crate::server::auth::AuthConfig,
+    /// Cluster mode (`--redis`, `--redis-prefix`, `--node-timeout`,
+    /// `--reuse-port`).
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
 }
 
 /// An engine default in milliseconds, written as a flag value in seconds.
@@ -173,6 +179,10 @@ mod tests {
         assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert_eq!(c.log_level, log::LevelFilter::Info);
         assert_eq!(c.journal, None);
+        assert_eq!(c.cluster.redis, None);
+        assert_eq!(c.cluster.redis_prefix, "roomd");
+        assert_eq!(c.cluster.node_timeout, Duration::from_secs(5));
+        assert!(!c.cluster.reuse_port);
     }
 
     #[test]

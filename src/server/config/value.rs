@@ -59,6 +59,17 @@ pub(super) fn origin(value: &str) -> Result<String, String> {
     Ok(origin.to_string())
 }
 
+/// A name for keys and channels: 1 to 64 letters, digits, `-`, `_`, `.`
+/// or `:`.
+pub(super) fn prefix(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    let valid = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
+    if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
+        return Err("expected 1 to 64 letters, digits, '-', '_', '.' or ':'".into());
+    }
+    Ok(name.to_string())
+}
+
 /// A log level: `off`, `error`, `warn`, `info`, `debug` or `trace`.
 pub(super) fn log_level(value: &str) -> Result<log::LevelFilter, String> {
     value
@@ -99,5 +110,8 @@ mod tests {
         assert!(origin(" ").is_err());
         assert_eq!(log_level("DEBUG"), Ok(log::LevelFilter::Debug));
         assert!(log_level("loud").is_err());
+        assert_eq!(prefix(" roomd-eu "), Ok("roomd-eu".into()));
+        assert!(prefix("a b").is_err());
+        assert!(prefix("").is_err());
     }
 }

@@ -152,6 +152,7 @@ impl Reactor {
             stats: &self.engine.stats(),
             counters: &self.counters(),
             uptime_secs: self.clock.uptime_ms() / 1000,
+            redis_up: self.redis.as_ref().map(|r| r.is_up()),
         };
         let response = http::respond(&req, &decision, &self.config.allow_origins, &view);
         log::debug!("{} {}: {decision:?}", req.method, req.path);

@@ -19,6 +19,7 @@ use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::connection::{Connection, Life};
 use crate::server::metrics::ServerCounters;
+use crate::server::redis::{RedisClient, RedisConfig};
 use crate::server::tls::TlsIdentity;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -51,6 +52,8 @@ const POOL_BYTES: usize = transfer::TURN_OUTPUT_LIMIT;
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+/// The Redis client's sockets: commands, subscriber.
+const REDIS: [Token; 2] = [Token(usize::MAX - 2), Token(usize::MAX - 3)];
 const LISTENER_BASE: usize = usize::MAX - 1024;
 
 /// A listening socket.
@@ -110,6 +113,8 @@ pub(crate) struct Reactor {
     waker: Arc<Waker>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
     shutting_down: bool,
+    /// The Redis client, with `--redis`.
+    redis: Option<RedisClient>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -142,6 +147,16 @@ impl Reactor {
         }
         let engine_config = config.engine_config();
         let clock = Clock::start();
+        let redis = match &config.cluster.redis {
+            None => None,
+            Some(url) => {
+                let redis_config = RedisConfig::new(url.clone(), config.cluster.node_timeout);
+                log::info!("cluster mode: redis at {url}");
+                let mut client = RedisClient::new(redis_config, REDIS, clock.now_ms())?;
+                client.start(poll.registry(), clock.now_ms());
+                Some(client)
+            }
+        };
         log::info!("engine seed {seed}");
         let journal = match &config.journal {
             None => None,
@@ -179,6 +194,7 @@ impl Reactor {
             waker,
             signals: None,
             shutting_down: false,
+            redis,
         })
     }
 
@@ -220,6 +236,7 @@ impl Reactor {
                 match event.token() {
                     WAKER => {}
                     SIGNALS => self.on_signals(),
+                    t if REDIS.contains(&t) => self.on_redis(Some(event), now),
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),
                     Token(k) => {
                         if event.is_writable() {
@@ -271,6 +288,9 @@ impl Reactor {
             self.last_frame = Vec::new();
             self.pool.clear();
         }
+        if self.timers.fire(Timer::Redis, now) {
+            self.on_redis(None, now);
+        }
         if self.timers.fire(Timer::FlushJournal, now)
             && let Some(journal) = &mut self.journal
         {
@@ -292,9 +312,29 @@ impl Reactor {
             let flush_at = now + crate::journal::writer::FLUSH_INTERVAL_MS;
             self.timers.set_if_unset(Timer::FlushJournal, flush_at);
         }
+        match self.redis.as_ref().and_then(RedisClient::next_deadline) {
+            Some(at) => self.timers.set(Timer::Redis, at),
+            None => self.timers.clear(Timer::Redis),
+        }
         if self.accept_paused.contains(&true) {
             self.timers
                 .set_if_unset(Timer::RetryAccept, now + IDLE_RELEASE_MS);
+        }
+    }
+
+    /// Drives the Redis client: a readiness event of its sockets, or its
+    /// deadline (`None`). The engine does not use Redis yet: its events
+    /// are drained (the client logs up and down itself).
+    fn on_redis(&mut self, event: Option<&mio::event::Event>, now: u64) {
+        let Some(redis) = &mut self.redis else {
+            return;
+        };
+        match event {
+            Some(event) => redis.handle_event(self.poll.registry(), event, now),
+            None => redis.handle_timeout(self.poll.registry(), now),
+        }
+        while let Some(event) = redis.poll_event() {
+            log::trace!("redis: {event:?}");
         }
     }
 

@@ -1,6 +1,6 @@
 //! The reactor's deadlines as data: a few named ones (the engine's next
 //! timeout, shutdown, releasing spare buffers, the journal's flush,
-//! retrying a paused accept) and one per connection (request head, close
+//! retrying a paused accept, the Redis client's next deadline) and one per connection (request head, close
 //! grace), so the poll sleeps exactly until the earliest and a server with
 //! nothing to do never wakes up.
 
@@ -22,10 +22,13 @@ pub(super) enum Timer {
     FlushJournal,
     /// A listener whose accept failed for lack of descriptors is retried.
     RetryAccept,
+    /// The Redis client has something due (a reconnection, a probe, an
+    /// answer overdue).
+    Redis,
 }
 
 impl Timer {
-    const COUNT: usize = 5;
+    const COUNT: usize = 6;
 
     fn index(self) -> usize {
         self as usize

@@ -6,6 +6,7 @@
 pub mod binary;
 pub mod dist;
 pub mod raw;
+pub mod redis;
 
 use roomd::server::{Config, Server, ShutdownHandle};
 use std::io::{Read, Write};
