@@ -1,12 +1,25 @@
-//! The reactor's lifecycle: signals (SIGHUP reloads the TLS certificate
-//! and key; SIGTERM and SIGINT shut down), the shutdown handle, and the
-//! graceful shutdown (1001 to every WebSocket, a grace for their close
-//! handshakes).
+//! The reactor's lifecycle: construction, signals (SIGHUP reloads the TLS
+//! certificate and key; SIGTERM and SIGINT shut down), the shutdown
+//! handle, and the graceful shutdown (1001 to every WebSocket, a grace for
+//! their close handshakes).
 
-use super::timers::Timer;
-use super::{Reactor, SHUTDOWN_GRACE_MS, SIGNALS};
+use super::timers::{Timer, Timers};
+use super::{
+    LISTENER_BASE, Listener, POOL_BYTES, Reactor, SHUTDOWN_GRACE_MS, SIGNALS, WAKER, bus, transfer,
+};
+use crate::engine::{ConnMap, Engine};
+use crate::journal::JournalWriter;
 use crate::protocol::close::CloseReason;
-use mio::{Interest, Waker};
+use crate::protocol::token::Verifier;
+use crate::server::budget::Budget;
+use crate::server::buffer_pool::BufferPool;
+use crate::server::clock::Clock;
+use crate::server::config::Config;
+use crate::server::metrics::ServerCounters;
+use crate::server::tls::TlsIdentity;
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Token, Waker};
+use slab::Slab;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +42,77 @@ impl ShutdownHandle {
 }
 
 impl Reactor {
+    /// A reactor on already-bound listeners (`true` for TLS ones, served
+    /// with `tls`), with an engine seeded `seed`.
+    pub fn new(
+        config: Config,
+        listeners: Vec<(std::net::TcpListener, bool)>,
+        tls: Option<TlsIdentity>,
+        verifier: Option<Verifier>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut mio_listeners = Vec::new();
+        for (i, (l, tls)) in listeners.into_iter().enumerate() {
+            l.set_nonblocking(true)?;
+            let mut socket = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            mio_listeners.push(Listener { socket, tls });
+        }
+        let engine_config = config.engine_config();
+        let clock = Clock::start();
+        let redis = bus::start(&config, poll.registry(), clock.now_ms())?;
+        log::info!("engine seed {seed}");
+        let journal = match &config.journal {
+            None => None,
+            Some(path) => Some(JournalWriter::create(path, seed, &engine_config)?),
+        };
+        Ok(Reactor {
+            journal,
+            poll,
+            accept_paused: vec![false; mio_listeners.len()],
+            listeners: mio_listeners,
+            tls,
+            verifier,
+            conns: Slab::new(),
+            tokens: ConnMap::default(),
+            engine: Engine::new(engine_config, seed),
+            clock,
+            outbound: Budget::new(config.max_total_outbound_bytes),
+            inbound: Budget::new(config.max_total_inbound_bytes),
+            config,
+            counters: ServerCounters::default(),
+            timers: Timers::default(),
+            next_id: 1,
+            next_serial: 0,
+            scratch: vec![0; transfer::READ_CHUNK],
+            outputs: Vec::new(),
+            last_text: None,
+            last_frame: Vec::new(),
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            closed: Vec::new(),
+            pool: BufferPool::new(POOL_BYTES),
+            turn_output: 0,
+            socket_freed: false,
+            flag: Arc::new(AtomicBool::new(false)),
+            waker,
+            signals: None,
+            shutting_down: false,
+            redis,
+        })
+    }
+
+    /// The listeners' local addresses, and whether each is TLS.
+    pub fn local_addrs(&self) -> Vec<(std::net::SocketAddr, bool)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l.socket.local_addr().ok()?, l.tls)))
+            .collect()
+    }
+
     /// A handle that starts the shutdown from another thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {

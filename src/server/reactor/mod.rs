@@ -19,10 +19,10 @@ use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::connection::{Connection, Life};
 use crate::server::metrics::ServerCounters;
-use crate::server::redis::{RedisClient, RedisConfig};
+use crate::server::redis::RedisClient;
 use crate::server::tls::TlsIdentity;
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Poll, Token, Waker};
 use slab::Slab;
 use std::io;
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use std::time::Duration;
 use timers::{Timer, Timers};
 
 mod accept;
+mod bus;
 mod lifecycle;
 mod timers;
 mod transfer;
@@ -52,8 +53,6 @@ const POOL_BYTES: usize = transfer::TURN_OUTPUT_LIMIT;
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
-/// The Redis client's sockets: commands, subscriber.
-const REDIS: [Token; 2] = [Token(usize::MAX - 2), Token(usize::MAX - 3)];
 const LISTENER_BASE: usize = usize::MAX - 1024;
 
 /// A listening socket.
@@ -126,86 +125,6 @@ impl std::fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    /// A reactor on already-bound listeners (`true` for TLS ones, served
-    /// with `tls`), with an engine seeded `seed`.
-    pub fn new(
-        config: Config,
-        listeners: Vec<(std::net::TcpListener, bool)>,
-        tls: Option<TlsIdentity>,
-        verifier: Option<Verifier>,
-        seed: u64,
-    ) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut mio_listeners = Vec::new();
-        for (i, (l, tls)) in listeners.into_iter().enumerate() {
-            l.set_nonblocking(true)?;
-            let mut socket = TcpListener::from_std(l);
-            poll.registry()
-                .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            mio_listeners.push(Listener { socket, tls });
-        }
-        let engine_config = config.engine_config();
-        let clock = Clock::start();
-        let redis = match &config.cluster.redis {
-            None => None,
-            Some(url) => {
-                let redis_config = RedisConfig::new(url.clone(), config.cluster.node_timeout);
-                log::info!("cluster mode: redis at {url}");
-                let mut client = RedisClient::new(redis_config, REDIS, clock.now_ms())?;
-                client.start(poll.registry(), clock.now_ms());
-                Some(client)
-            }
-        };
-        log::info!("engine seed {seed}");
-        let journal = match &config.journal {
-            None => None,
-            Some(path) => Some(JournalWriter::create(path, seed, &engine_config)?),
-        };
-        Ok(Reactor {
-            journal,
-            poll,
-            accept_paused: vec![false; mio_listeners.len()],
-            listeners: mio_listeners,
-            tls,
-            verifier,
-            conns: Slab::new(),
-            tokens: ConnMap::default(),
-            engine: Engine::new(engine_config, seed),
-            clock,
-            outbound: Budget::new(config.max_total_outbound_bytes),
-            inbound: Budget::new(config.max_total_inbound_bytes),
-            config,
-            counters: ServerCounters::default(),
-            timers: Timers::default(),
-            next_id: 1,
-            next_serial: 0,
-            scratch: vec![0; transfer::READ_CHUNK],
-            outputs: Vec::new(),
-            last_text: None,
-            last_frame: Vec::new(),
-            dirty: Vec::new(),
-            read_again: Vec::new(),
-            closed: Vec::new(),
-            pool: BufferPool::new(POOL_BYTES),
-            turn_output: 0,
-            socket_freed: false,
-            flag: Arc::new(AtomicBool::new(false)),
-            waker,
-            signals: None,
-            shutting_down: false,
-            redis,
-        })
-    }
-
-    /// The listeners' local addresses, and whether each is TLS.
-    pub fn local_addrs(&self) -> Vec<(std::net::SocketAddr, bool)> {
-        self.listeners
-            .iter()
-            .filter_map(|l| Some((l.socket.local_addr().ok()?, l.tls)))
-            .collect()
-    }
-
     /// Runs until shut down and every connection is gone (or the shutdown
     /// grace has passed), then flushes the journal.
     pub fn run(&mut self) -> io::Result<()> {
@@ -236,7 +155,7 @@ impl Reactor {
                 match event.token() {
                     WAKER => {}
                     SIGNALS => self.on_signals(),
-                    t if REDIS.contains(&t) => self.on_redis(Some(event), now),
+                    t if bus::REDIS.contains(&t) => self.on_redis(Some(event), now),
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),
                     Token(k) => {
                         if event.is_writable() {
@@ -319,22 +238,6 @@ impl Reactor {
         if self.accept_paused.contains(&true) {
             self.timers
                 .set_if_unset(Timer::RetryAccept, now + IDLE_RELEASE_MS);
-        }
-    }
-
-    /// Drives the Redis client: a readiness event of its sockets, or its
-    /// deadline (`None`). The engine does not use Redis yet: its events
-    /// are drained (the client logs up and down itself).
-    fn on_redis(&mut self, event: Option<&mio::event::Event>, now: u64) {
-        let Some(redis) = &mut self.redis else {
-            return;
-        };
-        match event {
-            Some(event) => redis.handle_event(self.poll.registry(), event, now),
-            None => redis.handle_timeout(self.poll.registry(), now),
-        }
-        while let Some(event) = redis.poll_event() {
-            log::trace!("redis: {event:?}");
         }
     }
 
