@@ -206,12 +206,8 @@ pub(crate) fn respond(
         Decision::RouteInfo => response(200, "text/plain", "WebSocket server is running", cors),
         Decision::Preflight => response(204, "", "", cors),
         Decision::Refuse { status, body, .. } => response(*status, "text/plain", body, cors),
-        Decision::Upgrade { .. } => {
-            let Decision::Refuse { status, body, .. } = over_capacity() else {
-                unreachable!("over_capacity is a refusal")
-            };
-            response(status, "text/plain", body, cors)
-        }
+        // An upgrade not taken is one over the limit.
+        Decision::Upgrade { .. } => respond(req, &over_capacity(), allow, view),
     }
 }
 
