@@ -223,7 +223,14 @@ impl Reactor {
             Some(at) => self.timers.set(Timer::Engine, at),
             None => self.timers.clear(Timer::Engine),
         }
-        if self.pool.bytes() > 0 || !self.last_frame.is_empty() {
+        // Spare buffers go a second after the last turn that sent
+        // anything: a server busy sending keeps reusing them (clearing them
+        // mid-burst made every member's buffer grow again by reallocation),
+        // a quiet one holds none.
+        if self.turn_output > 0 {
+            self.timers
+                .set(Timer::ReleaseBuffers, now + IDLE_RELEASE_MS);
+        } else if self.pool.bytes() > 0 || !self.last_frame.is_empty() {
             self.timers
                 .set_if_unset(Timer::ReleaseBuffers, now + IDLE_RELEASE_MS);
         }
