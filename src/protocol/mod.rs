@@ -103,6 +103,15 @@ pub const DEFAULT_ROUTES: [(&str, Protocol); 6] = [
     ("/stream", Protocol::Stream),
 ];
 
+/// Why a connection may not open with its query string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryError {
+    /// Presence's `userId` is missing or not valid.
+    UserId(presence::UserIdError),
+    /// The `userId` is not the token's subject.
+    NotSubject,
+}
+
 impl Protocol {
     /// Every protocol, in a fixed order (the order of [`Protocol::index`]).
     pub const ALL: [Protocol; 5] = [
@@ -124,12 +133,17 @@ impl Protocol {
         }
     }
 
-    /// Whether a connection may open with this query string: presence
-    /// needs a `userId` (the others take any). The error's text is the
-    /// reason given to the client.
-    pub fn check_query(self, query: &str) -> Result<(), presence::UserIdError> {
-        match self {
-            Protocol::Presence => presence::user_id_from_query(query).map(drop),
+    /// Whether a connection may open with this query string, as the user
+    /// `sub` names (signed identities) if any: presence needs a `userId`
+    /// unless the token names the user, and one given must be the token's;
+    /// the others take any query.
+    pub fn check_query(self, query: &str, sub: Option<&str>) -> Result<(), QueryError> {
+        if self != Protocol::Presence {
+            return Ok(());
+        }
+        match (presence::user_id_from_query(query), sub) {
+            (Ok(user), Some(sub)) if user != sub => Err(QueryError::NotSubject),
+            (Err(why), None) => Err(QueryError::UserId(why)),
             _ => Ok(()),
         }
     }

@@ -5,9 +5,9 @@
 //! upgrades (for [`Decision::Upgrade`]) or writes what [`respond`] returns.
 
 use crate::engine::Stats;
-use crate::protocol::Protocol;
 use crate::protocol::http::{ParseError, Request};
 use crate::protocol::token::Refusal;
+use crate::protocol::{Protocol, QueryError};
 use crate::server::config::Route;
 use crate::server::metrics::{self, ServerCounters};
 
@@ -137,16 +137,10 @@ pub fn check_open(req: &Request, protocol: Protocol, sub: Option<&str>) -> Resul
         body,
         upgrade: true,
     };
-    match (protocol.check_query(&req.query), sub) {
-        (Ok(()), None) => Ok(()),
-        (Err(why), None) => Err(refuse(400, why.as_str())),
-        (_, Some(sub)) if protocol == Protocol::Presence => {
-            match crate::protocol::presence::user_id_from_query(&req.query) {
-                Ok(user) if user != sub => Err(refuse(403, "Forbidden")),
-                _ => Ok(()),
-            }
-        }
-        (_, Some(_)) => Ok(()),
+    match protocol.check_query(&req.query, sub) {
+        Ok(()) => Ok(()),
+        Err(QueryError::UserId(why)) => Err(refuse(400, why.as_str())),
+        Err(QueryError::NotSubject) => Err(refuse(403, "Forbidden")),
     }
 }
 
