@@ -81,8 +81,10 @@ pub(crate) enum ReadOutcome {
 /// What one flush achieved.
 #[derive(Debug, Default)]
 pub(crate) struct Flushed {
-    /// Nothing is left queued.
+    /// Nothing is left queued (neither plaintext nor TLS records).
     pub drained: bool,
+    /// Plaintext bytes still queued.
+    pub queued: usize,
     /// The emptied outbound buffer, for reuse.
     pub spare: Option<Vec<u8>>,
     /// The socket has nothing more to do: drop it.
@@ -346,31 +348,30 @@ impl Connection {
                 State::WebSocket { codec, .. } => flushed.spare = codec.mark_sent(n),
             }
         }
-        if flushed.drained {
-            let mut end = false;
-            match &mut self.state {
-                State::Answered { out, sent, .. } => {
-                    *sent = 0;
-                    flushed.spare = Some(std::mem::take(out));
-                    flushed.done = true;
-                    end = true;
-                }
-                State::WebSocket { life, .. } => match life {
-                    Life::Finished { .. } => {
-                        flushed.done = true;
-                        end = true;
-                    }
-                    // The close frame is out: the peer gets FIN at once;
-                    // what it still sends is read and discarded, so that
-                    // no reset destroys the close frame.
-                    Life::Failed { .. } => end = true,
-                    _ => {}
-                },
-                State::Request { .. } => {}
+        if !flushed.drained {
+            flushed.queued = self.queued();
+            return Ok(flushed);
+        }
+        // Everything is out: an HTTP answer or a finished close handshake
+        // ends the socket; a failed WebSocket's close frame is out, so the
+        // peer gets FIN at once (what it still sends is read and
+        // discarded, so that no reset destroys the close frame).
+        let (done, end) = match &mut self.state {
+            State::Answered { out, sent, .. } => {
+                *sent = 0;
+                flushed.spare = Some(std::mem::take(out));
+                (true, true)
             }
-            if end {
-                self.end_writing();
-            }
+            State::WebSocket { life, .. } => match life {
+                Life::Finished { .. } => (true, true),
+                Life::Failed { .. } => (false, true),
+                _ => (false, false),
+            },
+            State::Request { .. } => (false, false),
+        };
+        flushed.done = done;
+        if end {
+            self.end_writing();
         }
         Ok(flushed)
     }
@@ -386,19 +387,20 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
-    /// What to be woken for: readable always, writable while bytes are
-    /// queued.
-    pub fn interest(&self) -> Interest {
-        if self.wants_write() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
+    /// Re-registers under `token` for what a flush left: readable always,
+    /// writable while anything is queued (`!drained`); a syscall only when
+    /// that changed.
+    pub fn update_registration(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        drained: bool,
+    ) -> io::Result<()> {
+        let interest = if drained {
             Interest::READABLE
-        }
-    }
-
-    /// Re-registers under `token` if [`Self::interest`] changed.
-    pub fn update_registration(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let interest = self.interest();
+        } else {
+            Interest::READABLE | Interest::WRITABLE
+        };
         if interest != self.registered {
             registry.reregister(&mut self.stream, token, interest)?;
             self.registered = interest;

@@ -17,7 +17,7 @@ use crate::server::budget::Budget;
 use crate::server::buffer_pool::BufferPool;
 use crate::server::clock::Clock;
 use crate::server::config::Config;
-use crate::server::connection::{Connection, Life};
+use crate::server::connection::Connection;
 use crate::server::metrics::ServerCounters;
 use crate::server::redis::RedisClient;
 use crate::server::tls::TlsIdentity;
@@ -297,9 +297,9 @@ impl Reactor {
             return;
         };
         if let Output::Terminate { .. } = output {
-            // The engine has forgotten it already.
-            conn.leave_open(Life::Finished { deadline_ms: now });
-            return self.drop_conn(k);
+            // The engine has forgotten it already: it is not told again.
+            self.remove_conn(k);
+            return;
         }
         let Some((_, codec, _)) = conn.websocket() else {
             return;

@@ -226,7 +226,7 @@ impl Reactor {
                 if let Some(spare) = flushed.spare {
                     self.pool.give(spare);
                 }
-                let queued = conn.queued();
+                let queued = flushed.queued;
                 self.outbound.update(&mut conn.held.outbound, queued);
                 // A slow consumer: more queued than the limit even after
                 // the socket took what it could (judged once per turn, so a
@@ -244,7 +244,8 @@ impl Reactor {
                     self.drop_conn(k);
                     continue;
                 }
-                if let Err(e) = conn.update_registration(self.poll.registry(), mio::Token(k)) {
+                let registry = self.poll.registry();
+                if let Err(e) = conn.update_registration(registry, mio::Token(k), flushed.drained) {
                     log::debug!("reregister: {e}");
                     self.drop_conn(k);
                 }
@@ -256,8 +257,17 @@ impl Reactor {
     /// Removes a connection; a WebSocket the engine still knows is queued
     /// for [`Input::Closed`].
     pub(super) fn drop_conn(&mut self, k: usize) {
+        if let Some(id) = self.remove_conn(k) {
+            self.closed.push(id);
+        }
+    }
+
+    /// Removes a connection and frees what it held; returns the engine id
+    /// of a WebSocket the engine still has open (the caller decides
+    /// whether the engine is told).
+    pub(super) fn remove_conn(&mut self, k: usize) -> Option<ConnId> {
         if !self.conns.contains(k) {
-            return;
+            return None;
         }
         let mut conn = self.conns.remove(k);
         self.outbound.release(conn.held.outbound);
@@ -267,8 +277,6 @@ impl Reactor {
         if let Some(id) = conn.ws_id() {
             self.tokens.remove(&id);
         }
-        if let Some(id) = conn.open_id() {
-            self.closed.push(id);
-        }
+        conn.open_id()
     }
 }
