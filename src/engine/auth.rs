@@ -115,7 +115,7 @@ impl Engine {
         };
         let subject = match &c.auth {
             Some(auth) => Some(auth.identity.sub.as_str()),
-            None => self.routes[c.route].subject_of(conn),
+            None => self.routes[c.route].subject_of(super::cluster::global(self.node, conn)),
         };
         if subject.is_some_and(|s| s != identity.sub) {
             log::debug!("{conn:?}: in-band token for another subject");
@@ -126,7 +126,14 @@ impl Engine {
         }
         let close_at = close_at(&self.config, policy, identity.exp);
         self.expiries.insert(close_at, conn);
-        c.auth = Some(ConnAuth { identity, close_at });
+        c.auth = Some(ConnAuth {
+            identity: identity.clone(),
+            close_at,
+        });
+        if self.cluster.is_some() {
+            let conn = super::cluster::global(self.node, conn);
+            self.publish(None, super::cluster::Event::Identity { conn, identity });
+        }
         self.answer_auth(now, conn, Ok(()));
     }
 
@@ -137,6 +144,7 @@ impl Engine {
         };
         let route = &self.routes[c.route];
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
+        let conn = super::cluster::global(self.node, conn);
         match (c.protocol, result) {
             (Protocol::Chat, result) => chat_auth_reply(conn, result, &mut cx),
             (_, Ok(())) => {}

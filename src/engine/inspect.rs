@@ -64,11 +64,27 @@ impl Engine {
                 .routes
                 .get(c.route)
                 .ok_or(format!("{id:?}: no route"))?;
-            if route.protocol != c.protocol || !route.has_conn(*id) {
+            // In cluster mode the replica holds a connection once its open
+            // has come back from Redis: checked against the members below.
+            let registered = self.cluster.is_some() || route.has_conn(*id);
+            if route.protocol != c.protocol || !registered {
                 return Err(format!("{id:?} not registered on {}", route.path));
             }
             per_route[c.route] += 1;
             conns[c.protocol.index()] += 1;
+        }
+        if let Some(cluster) = self.cluster.as_deref() {
+            per_route.iter_mut().for_each(|n| *n = 0);
+            for (id, m) in &cluster.members {
+                let route = self
+                    .routes
+                    .get(m.route)
+                    .ok_or(format!("member {id:?}: no route"))?;
+                if !route.has_conn(*id) {
+                    return Err(format!("member {id:?} not registered on {}", route.path));
+                }
+                per_route[m.route] += 1;
+            }
         }
         if self.expiries.len() != identified {
             return Err(format!(

@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 mod auth;
 mod chat;
+pub mod cluster;
 mod expiry;
 mod heartbeat;
 mod inspect;
@@ -61,6 +62,7 @@ mod timers;
 
 mod conn_map;
 pub use auth::AuthPolicy;
+pub use cluster::{BusCommand, BusInput, BusReply, ClusterPolicy, ClusterStats};
 pub use conn_map::{ConnMap, IdHasher};
 pub use stats::{ProtocolStats, RouteStats, Stats};
 
@@ -134,6 +136,9 @@ pub enum Input {
     /// written before it was renamed say `tick`.
     #[serde(alias = "tick")]
     Timeout,
+    /// Cluster mode: Redis came or went, answered a command, or delivered
+    /// an event (see [`cluster`]). Ignored without cluster mode.
+    Bus(BusInput),
 }
 
 /// What the engine asks the reactor to do.
@@ -165,6 +170,15 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
     },
+    /// Cluster mode: a command for Redis (see [`cluster`]); its reply
+    /// comes back as [`Input::Bus`] with the same `id`.
+    Bus {
+        /// The command's id (0 for [`BusCommand::Subscribe`], which gets
+        /// no reply).
+        id: u64,
+        /// The command.
+        command: BusCommand,
+    },
 }
 
 /// The engine's settings. Every field has a documented default.
@@ -193,6 +207,10 @@ pub struct EngineConfig {
     /// `None`, so journal headers without auth are as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthPolicy>,
+    /// Cluster mode: `None` (the default) is one process; `Some` when the
+    /// server has `--redis`. Not written when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterPolicy>,
 }
 
 impl EngineConfig {
@@ -215,6 +233,7 @@ impl Default for EngineConfig {
             rate_limit_close_after_ms: 10_000,
             max_rooms_per_conn: 32,
             auth: None,
+            cluster: None,
         }
     }
 }
@@ -238,7 +257,15 @@ struct Conn {
 pub struct Engine {
     config: EngineConfig,
     seed: u64,
+    /// The replicated rooms' randomness (room and user ids).
     rng: rng::Rng,
+    /// This node's own randomness (cluster epochs), never replicated.
+    local_rng: rng::Rng,
+    /// This node's number in the cluster; 0 for one process (and in
+    /// cluster mode until registered).
+    node: u32,
+    /// Cluster mode's state.
+    cluster: Option<Box<cluster::node::Cluster>>,
     out: Outbox,
     conns: ConnMap<Conn>,
     /// Routes in the order they were first used, and their index by path.
@@ -255,10 +282,16 @@ pub struct Engine {
 impl Engine {
     /// A fresh engine; all randomness derives from `seed`.
     pub fn new(config: EngineConfig, seed: u64) -> Self {
+        let cluster = config
+            .cluster
+            .map(|p| Box::new(cluster::node::Cluster::new(p)));
         Engine {
             config,
             seed,
             rng: rng::Rng::new(seed),
+            local_rng: rng::Rng::new(!seed),
+            node: 0,
+            cluster,
             out: Outbox::new(),
             conns: ConnMap::default(),
             routes: Vec::new(),
@@ -317,6 +350,7 @@ impl Engine {
                 }
             }
             Input::Timeout => self.timeout(now),
+            Input::Bus(input) => self.bus(now, input),
         }
     }
 
@@ -356,14 +390,7 @@ impl Engine {
             log::debug!("open of already open connection {conn:?} ignored");
             return;
         }
-        let route = match self.route_index.get(&path) {
-            Some(&i) => i,
-            None => {
-                self.routes.push(Route::new(path.clone(), protocol));
-                self.route_index.insert(path, self.routes.len() - 1);
-                self.routes.len() - 1
-            }
-        };
+        let route = self.route_index_for(path, protocol);
         if self.routes[route].protocol != protocol {
             log::warn!(
                 "{conn:?}: {} is not a {protocol} route",
@@ -374,6 +401,25 @@ impl Engine {
             return;
         }
         let auth = self.identity_of_open(conn, identity);
+        if self.cluster.is_some() {
+            let event = cluster::Event::Open {
+                conn: cluster::global(self.node, conn),
+                protocol,
+                path: self.routes[route].path.clone(),
+                query: query.to_owned(),
+                identity: auth.as_ref().map(|a| a.identity.clone()),
+                now,
+            };
+            if !self.publish(Some(conn), event) {
+                self.out.outputs.push(Output::Close {
+                    conn,
+                    reason: CloseReason::TryAgainLater,
+                });
+                return;
+            }
+            self.out.per_protocol[protocol.index()].connections += 1;
+            return self.insert_conn(now, conn, route, protocol, auth);
+        }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, protocol);
         cx.identity = auth.as_ref().map(|a| &a.identity);
         if let Err(reason) = self.routes[route].open(conn, query, &mut cx) {
@@ -386,6 +432,31 @@ impl Engine {
             "{conn:?} opened on {} from {peer:?}",
             self.routes[route].path
         );
+        self.insert_conn(now, conn, route, protocol, auth);
+    }
+
+    /// The index of the route at `path`, created for `protocol` if new.
+    fn route_index_for(&mut self, path: String, protocol: Protocol) -> usize {
+        match self.route_index.get(&path) {
+            Some(&i) => i,
+            None => {
+                self.routes.push(Route::new(path.clone(), protocol));
+                self.route_index.insert(path, self.routes.len() - 1);
+                self.routes.len() - 1
+            }
+        }
+    }
+
+    /// Enters an opened connection in the engine's table, its heartbeat
+    /// and its expiry.
+    fn insert_conn(
+        &mut self,
+        now: u64,
+        conn: ConnId,
+        route: usize,
+        protocol: Protocol,
+        auth: Option<ConnAuth>,
+    ) {
         let serial = self.next_serial;
         self.next_serial += 1;
         let (live, bucket) = (Liveness::default(), TokenBucket::new(&self.config, now));
@@ -412,6 +483,9 @@ impl Engine {
             return;
         };
         let route = &mut self.routes[c.route];
+        if self.cluster.is_some() {
+            return self.cluster_text(now, conn, text);
+        }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         cx.identity = c.auth.as_ref().map(|a| &a.identity);
         route.text(conn, text, &mut cx);
@@ -438,7 +512,8 @@ impl Engine {
             Verdict::Allow => return true,
             Verdict::Refuse => {
                 cx.stats().rate_limited += 1;
-                route.send_error(conn, RATE_LIMIT_EXCEEDED, &mut cx);
+                let g = cluster::global(self.node, conn);
+                route.send_error(g, RATE_LIMIT_EXCEEDED, &mut cx);
             }
             Verdict::Close => {
                 cx.stats().rate_limited += 1;
@@ -474,10 +549,17 @@ impl Engine {
         if let Some(auth) = &c.auth {
             self.expiries.remove(auth.close_at, conn);
         }
+        self.out.per_protocol[c.protocol.index()].connections -= 1;
+        self.drop_gone_heartbeats();
+        if self.cluster.is_some() {
+            // Published when it can be; else the replica's holding it is
+            // found when the node synchronises again.
+            let conn = cluster::global(self.node, conn);
+            self.publish(None, cluster::Event::Close { conn, now });
+            return true;
+        }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         self.routes[c.route].close(conn, &mut cx);
-        cx.stats().connections -= 1;
-        self.drop_gone_heartbeats();
         true
     }
 }

@@ -1,6 +1,7 @@
 //! The engine's queued outputs and counters, and the context a protocol
 //! handler works in.
 
+use super::cluster::{local_of, node_of};
 use super::rng::Rng;
 use super::{ConnId, EngineConfig, Output, ProtocolStats};
 use crate::protocol::auth::{ANY_NEW_ROOM, not_allowed_in_room};
@@ -16,6 +17,11 @@ pub(crate) struct Outbox {
     pub outputs: Vec<Output>,
     /// The counters, indexed by [`Protocol::index`].
     pub per_protocol: [ProtocolStats; 5],
+    /// The node whose connections the outputs go to (cluster mode, see
+    /// [`super::cluster`]); 0 for the single-process engine, whose ids
+    /// all belong to node 0. Sends to other nodes' connections are
+    /// dropped, those nodes send them.
+    pub node: u32,
     /// `ts` is the `TS` of `ts_ms` (empty before the first use).
     ts_ms: u64,
     ts: String,
@@ -26,6 +32,7 @@ impl Outbox {
         Outbox {
             outputs: Vec::new(),
             per_protocol: Default::default(),
+            node: 0,
             ts_ms: 0,
             ts: String::new(),
         }
@@ -125,20 +132,24 @@ impl<'a> Cx<'a> {
         self.send_error(conn, ErrorMessage { message }.encode());
     }
 
-    /// Sends `text` to every connection of `to`, sharing one allocation.
+    /// Sends `text` to every connection of `to` (cluster-wide ids) that is
+    /// this node's, sharing one allocation.
     pub fn broadcast(&mut self, to: impl IntoIterator<Item = ConnId>, text: String) {
         let text: Arc<str> = Arc::from(text);
         let to = to.into_iter();
+        let node = self.out.node;
         let outputs = &mut self.out.outputs;
         // Reserve once: member iterators know their upper bound.
         let (low, high) = to.size_hint();
         outputs.reserve(high.unwrap_or(low));
         let before = outputs.len();
         for conn in to {
-            outputs.push(Output::Send {
-                conn,
-                text: Arc::clone(&text),
-            });
+            if node_of(conn) == node {
+                outputs.push(Output::Send {
+                    conn: local_of(conn),
+                    text: Arc::clone(&text),
+                });
+            }
         }
         let sent = (outputs.len() - before) as u64;
         let stats = self.stats();

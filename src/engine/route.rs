@@ -9,9 +9,10 @@ use super::stream::StreamRoute;
 use super::{ConnId, EngineConfig, RouteStats};
 use crate::protocol::Protocol;
 use crate::protocol::close::CloseReason;
+use serde::{Deserialize, Serialize};
 
 /// One protocol's state on one route.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum State {
     Scratch(ScratchRoute),
     Signal(SignalRoute),
@@ -21,7 +22,7 @@ pub(crate) enum State {
 }
 
 /// A route: a path and its protocol state.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Route {
     /// The path, e.g. `/chat`.
     pub path: String,
@@ -80,6 +81,23 @@ impl Route {
             State::Presence(s) => s.close(conn, cx),
             State::Chat(s) => s.close(conn),
             State::Stream(s) => s.close(conn, cx),
+        }
+    }
+
+    /// Whether `text` only asks something of the node it arrives at: it
+    /// answers its sender alone and changes no state (a presence `PING`,
+    /// a chat `ping` or echo, any malformed message). Cluster mode
+    /// answers such messages while Redis is away.
+    pub fn is_local(&self, text: &str) -> bool {
+        match self.protocol {
+            Protocol::Presence => true,
+            Protocol::Chat => !matches!(
+                crate::protocol::chat::decode(text),
+                Ok(crate::protocol::chat::Command::Chat { .. })
+            ),
+            Protocol::Scratch => crate::protocol::scratch::decode(text).is_err(),
+            Protocol::Signal => crate::protocol::signal::decode(text).is_err(),
+            Protocol::Stream => crate::protocol::stream::decode(text).is_err(),
         }
     }
 

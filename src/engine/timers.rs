@@ -36,11 +36,13 @@ impl Engine {
             .routes
             .iter()
             .filter_map(|r| r.next_timeout(&self.config));
+        let cluster = self.cluster.as_deref().and_then(|c| c.next_timeout());
         self.heartbeats
             .next_deadline()
             .into_iter()
             .chain(self.expiries.next_deadline())
             .chain(stats)
+            .chain(cluster)
             .min()
     }
 
@@ -68,6 +70,7 @@ impl Engine {
         for route in &mut self.routes {
             route.timeout(&self.config, now);
         }
+        self.cluster_timeout(now);
     }
 
     /// Drops the heartbeat entries of connections that have gone from the

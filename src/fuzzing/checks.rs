@@ -16,6 +16,7 @@ fn target(output: &Output) -> ConnId {
         | Output::Ping { conn }
         | Output::Close { conn, .. }
         | Output::Terminate { conn } => *conn,
+        Output::Bus { .. } => unreachable!("no cluster mode in the model"),
     }
 }
 
@@ -54,6 +55,7 @@ impl Driver {
                     closes.insert(conn, code);
                 }
                 Output::Terminate { .. } => _ = terminates.insert(conn),
+                Output::Bus { .. } => {}
             }
         }
         assert_eq!(closes, e.closes, "closes");

@@ -43,6 +43,7 @@ pub fn config() -> EngineConfig {
         rate_limit_close_after_ms: 3_000,
         max_rooms_per_conn: 4,
         auth: None,
+        cluster: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! An engine output as `roomd replay` prints it: one JSON object per line
 //! with the connection, the kind and the payload.
 
-use crate::engine::Output;
+use crate::engine::{ConnId, Output};
 use serde::Serialize;
 
 /// One output, in the printable form `{"conn":N,"kind":K,"payload":P}`.
@@ -29,6 +29,11 @@ impl From<&Output> for Action {
                 serde_json::json!({ "code": reason.code(), "reason": reason.reason() }),
             ),
             Output::Terminate { conn } => (conn, "terminate", serde_json::Value::Null),
+            Output::Bus { id, command } => (
+                &ConnId(0),
+                "bus",
+                serde_json::json!({ "id": id, "command": command }),
+            ),
         };
         Action {
             conn: conn.0,

@@ -43,6 +43,10 @@ impl Digest {
                     fnv1a(reason.reason().as_bytes()),
                 ]),
                 Output::Terminate { conn } => h.words([4, conn.0]),
+                Output::Bus { id, command } => {
+                    let json = serde_json::to_string(command).unwrap_or_default();
+                    h.words([5, *id, fnv1a(json.as_bytes())]);
+                }
             }
         }
         Digest(h.0)

@@ -40,6 +40,13 @@ pub enum CloseReason {
     /// 4403 `token subject changed`: an in-band token for another `sub`
     /// than the connection's (engine).
     SubjectChanged,
+    /// 1012 `service restart`: cluster mode, this node found itself
+    /// removed from the cluster (it was silent past `--node-timeout`) and
+    /// rejoins; the client reconnects (engine).
+    ServiceRestart,
+    /// 1013 `try again later`: cluster mode, what the open needed from
+    /// Redis could not be done (engine).
+    TryAgainLater,
 }
 
 impl CloseReason {
@@ -57,6 +64,8 @@ impl CloseReason {
             CloseReason::RouteMismatch => 1011,
             CloseReason::TokenExpired => 4401,
             CloseReason::SubjectChanged => 4403,
+            CloseReason::ServiceRestart => 1012,
+            CloseReason::TryAgainLater => 1013,
         }
     }
 
@@ -75,6 +84,8 @@ impl CloseReason {
             CloseReason::UserIdNotSubject => USER_ID_NOT_SUBJECT,
             CloseReason::TokenExpired => "token expired",
             CloseReason::SubjectChanged => "token subject changed",
+            CloseReason::ServiceRestart => "service restart",
+            CloseReason::TryAgainLater => "try again later",
         }
     }
 }
@@ -114,6 +125,8 @@ mod tests {
             ),
             (CloseReason::TokenExpired, 4401, "token expired"),
             (CloseReason::SubjectChanged, 4403, "token subject changed"),
+            (CloseReason::ServiceRestart, 1012, "service restart"),
+            (CloseReason::TryAgainLater, 1013, "try again later"),
         ];
         for (why, code, reason) in all {
             assert_eq!((why.code(), why.reason()), (code, reason), "{why:?}");

@@ -68,6 +68,10 @@ std::thread_local! {
 /// reason of the close after too long over the limit.
 pub const RATE_LIMIT_EXCEEDED: &str = "rate limit exceeded";
 
+/// The error a message gets in cluster mode when what it asks for needs
+/// Redis and Redis cannot be reached.
+pub const UNAVAILABLE: &str = "service unavailable, try again later";
+
 /// `{"type":"error","message":M}`: the error message of `scratch`,
 /// `signal` and `stream`.
 #[derive(Debug, Serialize)]

@@ -4,7 +4,7 @@
 //! [`route`] is pure: the reactor gives it the parsed request and either
 //! upgrades (for [`Decision::Upgrade`]) or writes what [`respond`] returns.
 
-use crate::engine::Stats;
+use crate::engine::{ClusterStats, Stats};
 use crate::protocol::http::{ParseError, Request};
 use crate::protocol::token::Refusal;
 use crate::protocol::{Protocol, QueryError};
@@ -124,8 +124,8 @@ pub(crate) struct ServerView<'a> {
     pub counters: &'a ServerCounters,
     /// Seconds since start.
     pub uptime_secs: u64,
-    /// Whether Redis is up, with `--redis`.
-    pub redis_up: Option<bool>,
+    /// Cluster mode's state, with `--redis`.
+    pub cluster: Option<ClusterStats>,
 }
 
 /// Whether an upgrade routed to `protocol` may open, once its identity
@@ -150,6 +150,16 @@ pub fn refuse_token(refusal: Refusal) -> Decision {
     Decision::Refuse {
         status,
         body: reason(status),
+        upgrade: true,
+    }
+}
+
+/// The refusal of an upgrade while this cluster node cannot serve it
+/// (Redis away, or the node still synchronising).
+pub fn cluster_unavailable() -> Decision {
+    Decision::Refuse {
+        status: 503,
+        body: "Service Unavailable",
         upgrade: true,
     }
 }
@@ -184,8 +194,8 @@ pub(crate) fn respond(
     let json = "application/json";
     match decision {
         Decision::Health => {
-            let body = metrics::health_json(view.stats, view.uptime_secs, view.redis_up);
-            let status = if view.redis_up == Some(false) {
+            let body = metrics::health_json(view.stats, view.uptime_secs, view.cluster);
+            let status = if view.cluster.is_some_and(|c| !c.ready) {
                 503
             } else {
                 200

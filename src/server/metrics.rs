@@ -1,6 +1,6 @@
 //! The bodies of `/health`, `/api/ping` and `/metrics`.
 
-use crate::engine::{RouteStats, Stats};
+use crate::engine::{ClusterStats, RouteStats, Stats};
 use crate::protocol::Protocol;
 use crate::protocol::token::Refusal;
 use std::fmt::Write;
@@ -63,9 +63,10 @@ fn totals(stats: &Stats) -> (u64, u64) {
 }
 
 /// `GET /health`.
-/// With `--redis`, `redis_up` adds `"redis":"up"` or `"down"` (and the
-/// status is `"unavailable"` while down).
-pub fn health_json(stats: &Stats, uptime_secs: u64, redis_up: Option<bool>) -> String {
+/// With `--redis`, `cluster` adds `"redis":"up"` or `"down"` and
+/// `"nodes"` (live nodes); the status is `"unavailable"` while the node
+/// cannot serve (Redis away, or synchronising).
+pub fn health_json(stats: &Stats, uptime_secs: u64, cluster: Option<ClusterStats>) -> String {
     let (connections, rooms) = totals(stats);
     let mut protocols = serde_json::Map::new();
     for p in Protocol::ALL {
@@ -82,9 +83,10 @@ pub fn health_json(stats: &Stats, uptime_secs: u64, redis_up: Option<bool>) -> S
         "rooms": rooms,
         "protocols": protocols,
     });
-    if let Some(up) = redis_up {
-        health["redis"] = (if up { "up" } else { "down" }).into();
-        if !up {
+    if let Some(c) = cluster {
+        health["redis"] = (if c.redis_up { "up" } else { "down" }).into();
+        health["nodes"] = c.nodes.into();
+        if !c.ready {
             health["status"] = "unavailable".into();
         }
     }

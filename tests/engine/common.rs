@@ -45,6 +45,7 @@ impl Harness {
                 | Output::Ping { conn }
                 | Output::Close { conn, .. }
                 | Output::Terminate { conn } => *conn,
+                Output::Bus { .. } => unreachable!("no cluster mode here"),
             };
             self.inbox.entry(conn).or_default().push(out);
         }

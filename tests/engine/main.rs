@@ -5,6 +5,7 @@
 mod common;
 
 mod chat;
+mod cluster;
 mod fuzz_seeds;
 mod general;
 mod identity;

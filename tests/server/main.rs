@@ -9,6 +9,7 @@ mod live;
 mod auth;
 mod binary;
 mod browser;
+mod cluster;
 mod connection_churn;
 mod dist_units;
 mod fd_limit;

@@ -6,7 +6,7 @@
 //! [`Config::default`] is what parsing no flags gives. [`crate::cli`] adds
 //! the `ROOMD_<NAME>` variables and the seeds' environment ([`seed_env`]).
 
-use crate::engine::{AuthPolicy, EngineConfig};
+use crate::engine::{AuthPolicy, ClusterPolicy, EngineConfig};
 use crate::server::auth::AuthMode;
 use clap::{Args, FromArgMatches};
 use std::net::SocketAddr;
@@ -159,6 +159,9 @@ impl Config {
             rate_limit_close_after_ms: millis(self.rate_limit_close_after),
             auth: (self.auth.mode() != AuthMode::Off).then(|| AuthPolicy {
                 grace_ms: self.auth.grace_secs.saturating_mul(1000),
+            }),
+            cluster: self.cluster.redis.as_ref().map(|_| ClusterPolicy {
+                node_timeout_ms: millis(self.cluster.node_timeout),
             }),
             ..EngineConfig::default()
         }

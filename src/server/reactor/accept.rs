@@ -133,6 +133,7 @@ impl Reactor {
         if let Decision::Upgrade { protocol, accept } = &decision {
             decision = match self.admit(&req, *protocol, now) {
                 Ok(_) if self.tokens.len() >= self.config.max_connections => http::over_capacity(),
+                Ok(_) if !self.engine.accepting() => http::cluster_unavailable(),
                 Ok(identity) => {
                     let accept = accept.clone();
                     return self.upgrade(k, req, *protocol, &accept, identity, head, len, now);
@@ -152,7 +153,7 @@ impl Reactor {
             stats: &self.engine.stats(),
             counters: &self.counters(),
             uptime_secs: self.clock.uptime_ms() / 1000,
-            redis_up: self.redis.as_ref().map(|r| r.is_up()),
+            cluster: self.engine.cluster_stats(),
         };
         let response = http::respond(&req, &decision, &self.config.allow_origins, &view);
         log::debug!("{} {}: {decision:?}", req.method, req.path);

@@ -288,6 +288,7 @@ impl Reactor {
             | Output::Ping { conn }
             | Output::Close { conn, .. }
             | Output::Terminate { conn } => *conn,
+            Output::Bus { id, command } => return self.send_bus(now, *id, command),
         };
         let Some(&k) = self.tokens.get(&id) else {
             log::debug!("output for unknown {id:?} ignored");

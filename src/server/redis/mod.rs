@@ -20,6 +20,7 @@ mod backoff;
 mod driver;
 mod link;
 mod machine;
+pub mod scripts;
 mod url;
 
 pub use backoff::{FIRST_MS as BACKOFF_FIRST_MS, MAX_MS as BACKOFF_MAX_MS};

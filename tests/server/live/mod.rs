@@ -83,22 +83,36 @@ impl TestServer {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<Client, tungstenite::Error> {
-        use tungstenite::client::IntoClientRequest;
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(TIMEOUT)).unwrap();
-        let mut request = format!("ws://{}{path}", self.addr).into_client_request()?;
-        for (k, v) in headers {
-            request.headers_mut().insert(
-                tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        match tungstenite::client(request, stream) {
-            Ok((ws, _)) => Ok(Client { ws }),
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
-            Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("handshake interrupted"),
-        }
+        try_ws_at(self.addr, path, headers)
+    }
+}
+
+/// A WebSocket client of the server at `addr`, on `path` (with query).
+pub fn ws_at(addr: SocketAddr, path: &str) -> Client {
+    try_ws_at(addr, path, &[]).expect("websocket handshake")
+}
+
+/// [`ws_at`] with extra request headers; the handshake's error if refused.
+pub fn try_ws_at(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Client, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(TIMEOUT)).unwrap();
+    let mut request = format!("ws://{addr}{path}").into_client_request()?;
+    for (k, v) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    match tungstenite::client(request, stream) {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tungstenite::HandshakeError::Failure(e)) => Err(e),
+        Err(tungstenite::HandshakeError::Interrupted(_)) => panic!("handshake interrupted"),
     }
 }
 

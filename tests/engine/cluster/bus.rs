@@ -1,0 +1,266 @@
+//! An in-process model of Redis as cluster mode uses it: the scripts of
+//! `src/server/redis/scripts.rs` applied atomically, one event channel
+//! delivered in publish order, and each node's two connections (replies,
+//! messages) as queues the test drains in any interleaving.
+
+use roomd::engine::{BusCommand, BusInput, BusReply, Engine, Input, Output};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// One node: its engine and what Redis has for it, not yet delivered.
+pub struct Node {
+    pub engine: Engine,
+    /// Commands sent, not yet run by Redis.
+    pub commands: VecDeque<(u64, BusCommand)>,
+    /// Replies, in order.
+    pub replies: VecDeque<BusInput>,
+    /// Published events, in order.
+    pub messages: VecDeque<BusInput>,
+    pub subscribed: bool,
+    /// Reachable: a dead or paused node gets nothing and sends nothing.
+    pub alive: bool,
+    /// Every output the engine gave besides bus commands, with the time.
+    pub outputs: Vec<Output>,
+}
+
+/// Redis's data.
+#[derive(Default)]
+pub struct Redis {
+    pub node_seq: u64,
+    pub nodes: BTreeMap<u32, u64>,
+    pub epoch: Option<String>,
+    pub synced: BTreeSet<u32>,
+    pub seq: u64,
+    pub snaps: HashMap<u32, String>,
+    /// Every event published, in order.
+    pub log: Vec<String>,
+}
+
+/// Redis and the nodes on it.
+pub struct Cluster {
+    pub redis: Redis,
+    pub nodes: Vec<Node>,
+    pub timeout_ms: u64,
+}
+
+impl Cluster {
+    pub fn new(timeout_ms: u64) -> Cluster {
+        Cluster {
+            redis: Redis::default(),
+            nodes: Vec::new(),
+            timeout_ms,
+        }
+    }
+
+    /// Adds a node (Redis reachable at once); its index.
+    pub fn add(&mut self, engine: Engine, now: u64) -> usize {
+        self.nodes.push(Node {
+            engine,
+            commands: VecDeque::new(),
+            replies: VecDeque::new(),
+            messages: VecDeque::new(),
+            subscribed: false,
+            alive: true,
+            outputs: Vec::new(),
+        });
+        let i = self.nodes.len() - 1;
+        self.input(i, now, Input::Bus(BusInput::Up));
+        i
+    }
+
+    /// Feeds node `i` an input and collects its outputs.
+    pub fn input(&mut self, i: usize, now: u64, input: Input) {
+        let node = &mut self.nodes[i];
+        node.engine.handle(now, input);
+        for output in node.engine.drain_outputs() {
+            match output {
+                Output::Bus { id, command } => node.commands.push_back((id, command)),
+                other => node.outputs.push(other),
+            }
+        }
+    }
+
+    /// Runs node `i`'s oldest command in Redis; `false` if none.
+    pub fn run_command(&mut self, i: usize, now: u64) -> bool {
+        let Some((id, command)) = self.nodes[i].commands.pop_front() else {
+            return false;
+        };
+        let reply = self.exec(i, now, command);
+        if let Some(reply) = reply {
+            self.nodes[i]
+                .replies
+                .push_back(BusInput::Reply { id, reply });
+        }
+        true
+    }
+
+    /// Delivers node `i`'s oldest reply (`messages` false) or message.
+    pub fn deliver(&mut self, i: usize, now: u64, messages: bool) -> bool {
+        let node = &mut self.nodes[i];
+        let queue = if messages {
+            &mut node.messages
+        } else {
+            &mut node.replies
+        };
+        let Some(input) = queue.pop_front() else {
+            return false;
+        };
+        self.input(i, now, Input::Bus(input));
+        true
+    }
+
+    /// Runs and delivers everything of live nodes, in a fixed order,
+    /// until nothing moves.
+    pub fn settle(&mut self, now: u64) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].alive {
+                    continue;
+                }
+                while self.run_command(i, now) {
+                    moved = true;
+                }
+                while self.deliver(i, now, false) {
+                    moved = true;
+                }
+                while self.deliver(i, now, true) {
+                    moved = true;
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn publish(&mut self, payload: &str) -> BusReply {
+        self.redis.seq += 1;
+        let message = format!("{} {payload}", self.redis.seq);
+        self.redis.log.push(message.clone());
+        for node in &mut self.nodes {
+            if node.subscribed && node.alive {
+                node.messages.push_back(BusInput::Message {
+                    payload: message.clone(),
+                });
+            }
+        }
+        BusReply::Int(self.redis.seq as i64)
+    }
+
+    fn fenced(&self, node: u32) -> bool {
+        !self.redis.nodes.contains_key(&node)
+    }
+
+    fn exec(&mut self, i: usize, now: u64, command: BusCommand) -> Option<BusReply> {
+        let fence = || BusReply::Error("FENCED node not registered".into());
+        let ids =
+            |v: Vec<u32>| BusReply::Array(v.into_iter().map(|n| BusReply::Int(n.into())).collect());
+        Some(match command {
+            BusCommand::Subscribe => {
+                self.nodes[i].subscribed = true;
+                self.nodes[i].messages.push_back(BusInput::Subscribed);
+                return None;
+            }
+            BusCommand::Register { epoch } => {
+                let epoch = self.redis.epoch.get_or_insert(epoch).clone();
+                self.redis.node_seq += 1;
+                let node = self.redis.node_seq as u32;
+                self.redis.nodes.insert(node, now);
+                BusReply::Array(vec![BusReply::Int(node.into()), BusReply::Text(epoch)])
+            }
+            BusCommand::Heartbeat {
+                node,
+                epoch,
+                fresh_epoch,
+            } => {
+                let mut status = "ok";
+                if self.redis.epoch.as_deref() != Some(&epoch) {
+                    self.redis.epoch.get_or_insert(fresh_epoch);
+                    status = "restarted";
+                    self.redis.node_seq = self.redis.node_seq.max(node.into());
+                } else if self.fenced(node) {
+                    return Some(BusReply::Array(vec![BusReply::Text("fenced".into())]));
+                }
+                self.redis.nodes.insert(node, now);
+                let since = now.saturating_sub(self.timeout_ms);
+                let live = self
+                    .redis
+                    .nodes
+                    .iter()
+                    .filter(|(_, t)| **t >= since)
+                    .map(|(n, _)| *n)
+                    .collect();
+                let stale = self
+                    .redis
+                    .nodes
+                    .iter()
+                    .filter(|(_, t)| **t < since)
+                    .map(|(n, _)| *n)
+                    .collect();
+                BusReply::Array(vec![
+                    BusReply::Text(status.into()),
+                    BusReply::Text(self.redis.epoch.clone().unwrap_or_default()),
+                    ids(live),
+                    ids(stale),
+                ])
+            }
+            BusCommand::Publish { node, event } => {
+                if self.fenced(node) {
+                    return Some(fence());
+                }
+                self.publish(&event)
+            }
+            BusCommand::Sync {
+                node,
+                alone,
+                not_alone,
+            } => {
+                if self.fenced(node) {
+                    return Some(fence());
+                }
+                self.redis.synced.remove(&node);
+                let payload = if self.redis.synced.is_empty() {
+                    self.redis.synced.insert(node);
+                    alone
+                } else {
+                    not_alone
+                };
+                self.publish(&payload)
+            }
+            BusCommand::Store {
+                node,
+                to,
+                snapshot,
+                event,
+            } => {
+                if self.fenced(node) {
+                    return Some(fence());
+                }
+                self.redis.snaps.insert(to, snapshot);
+                self.redis.synced.insert(to);
+                self.publish(&event)
+            }
+            BusCommand::Fetch { to } => match self.redis.snaps.get(&to) {
+                Some(s) => BusReply::Text(s.clone()),
+                None => BusReply::Nil,
+            },
+            BusCommand::Reap {
+                dead,
+                timeout_ms,
+                event,
+            } => {
+                if self
+                    .redis
+                    .nodes
+                    .get(&dead)
+                    .is_some_and(|t| *t >= now.saturating_sub(timeout_ms))
+                {
+                    return Some(BusReply::Int(0));
+                }
+                self.redis.nodes.remove(&dead);
+                self.redis.synced.remove(&dead);
+                self.publish(&event)
+            }
+        })
+    }
+}

@@ -1,0 +1,502 @@
+//! Cluster mode's engine side, without Redis: several engines joined by an
+//! in-process model of Redis ([`bus`]), any interleaving of commands,
+//! replies and messages. What must hold (CLUSTER.md): every client sees
+//! exactly what it would see from one engine fed the same operations in
+//! the order Redis numbered them; the replicas hold the same rooms,
+//! members and online users as that engine; a dead node's connections
+//! leave as if they had closed; a paused node comes back fenced.
+
+mod bus;
+
+use bus::Cluster;
+use proptest::prelude::*;
+use roomd::engine::cluster::{Event, global, local_of, node_of};
+use roomd::engine::{ClusterPolicy, ConnId, Engine, EngineConfig, Input, Output};
+use roomd::fuzzing::templates::{Context, NAMES, template};
+use roomd::protocol::Protocol;
+use std::collections::BTreeMap;
+
+const TIMEOUT_MS: u64 = 2_000;
+const SEED: u64 = 77;
+
+/// Each protocol on one route.
+const ROUTES: [(&str, Protocol); 5] = [
+    ("/scratch", Protocol::Scratch),
+    ("/signal", Protocol::Signal),
+    ("/presence", Protocol::Presence),
+    ("/chat", Protocol::Chat),
+    ("/stream", Protocol::Stream),
+];
+
+fn config(cluster: bool) -> EngineConfig {
+    EngineConfig {
+        heartbeat_interval_ms: 600_000,
+        rate_limit_per_sec: 0,
+        cluster: cluster.then_some(ClusterPolicy {
+            node_timeout_ms: TIMEOUT_MS,
+        }),
+        ..EngineConfig::default()
+    }
+}
+
+/// A client: its node, its id there, and its route.
+#[derive(Clone, Copy, Debug)]
+struct Client {
+    node: usize,
+    conn: ConnId,
+    route: usize,
+}
+
+/// The test's world: the cluster, its clients, the time.
+struct World {
+    cluster: Cluster,
+    clients: Vec<Client>,
+    next_conn: u64,
+    now: u64,
+}
+
+impl World {
+    fn new(nodes: usize) -> World {
+        let mut w = World {
+            cluster: Cluster::new(TIMEOUT_MS),
+            clients: Vec::new(),
+            next_conn: 1,
+            now: 1_000_000,
+        };
+        for _ in 0..nodes {
+            w.add_node();
+        }
+        w
+    }
+
+    fn add_node(&mut self) {
+        self.cluster.add(Engine::new(config(true), SEED), self.now);
+        self.cluster.settle(self.now);
+    }
+
+    fn node_number(&self, i: usize) -> u32 {
+        self.cluster.nodes[i]
+            .engine
+            .cluster_stats()
+            .map_or(0, |s| s.node)
+    }
+
+    /// Opens a client on node `i`, route `r`; `None` if the node does
+    /// not accept connections now.
+    fn open(&mut self, i: usize, r: usize, user: &str) -> Option<usize> {
+        if !self.cluster.nodes[i].engine.accepting() {
+            return None;
+        }
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let (path, protocol) = ROUTES[r];
+        let query = if protocol == Protocol::Presence {
+            format!("userId={user}")
+        } else {
+            String::new()
+        };
+        let input = Input::Open {
+            conn,
+            protocol,
+            path: path.into(),
+            query,
+            peer: None,
+            identity: None,
+        };
+        self.cluster.input(i, self.now, input);
+        self.clients.push(Client {
+            node: i,
+            conn,
+            route: r,
+        });
+        Some(self.clients.len() - 1)
+    }
+
+    fn send(&mut self, c: usize, text: &str) {
+        let Client { node, conn, .. } = self.clients[c];
+        let input = Input::Text {
+            conn,
+            text: text.into(),
+        };
+        self.cluster.input(node, self.now, input);
+    }
+
+    fn close(&mut self, c: usize) {
+        let Client { node, conn, .. } = self.clients[c];
+        self.cluster.input(node, self.now, Input::Closed { conn });
+    }
+
+    /// Advances the clock by `ms`, firing every node's timers.
+    fn tick(&mut self, ms: u64) {
+        self.now += ms;
+        for i in 0..self.cluster.nodes.len() {
+            if self.cluster.nodes[i].alive {
+                self.cluster.input(i, self.now, Input::Timeout);
+            }
+        }
+    }
+
+    /// Lets `ms` pass in quarter seconds, Redis doing all it is asked.
+    fn run_for(&mut self, ms: u64) {
+        for _ in 0..ms / 250 {
+            self.tick(250);
+            self.cluster.settle(self.now);
+        }
+    }
+
+    /// Signal room ids seen so far in any output.
+    fn room_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for node in &self.cluster.nodes {
+            for output in &node.outputs {
+                if let Output::Send { text, .. } = output
+                    && text.contains("room-created")
+                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(text)
+                    && let Some(id) = v["roomId"].as_str()
+                    && !ids.iter().any(|i| i == id)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+        ids
+    }
+
+    /// What each cluster-wide connection received, from the nodes'
+    /// outputs (a node's number is taken as it is now).
+    fn received(&self) -> BTreeMap<ConnId, Vec<String>> {
+        let mut got: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let n = self.node_number(i);
+            for output in &node.outputs {
+                let (conn, what) = describe(output);
+                got.entry(global(n, conn)).or_default().push(what);
+            }
+        }
+        got
+    }
+
+    /// The single engine fed Redis's log in order, and what it sent.
+    /// The engine's ids are positions in the returned list of
+    /// cluster-wide ids.
+    fn reference(&self) -> (Engine, BTreeMap<ConnId, Vec<String>>, Vec<ConnId>) {
+        let mut engine = Engine::new(config(false), SEED);
+        let mut got: BTreeMap<ConnId, Vec<String>> = BTreeMap::new();
+        let mut open: Vec<ConnId> = Vec::new();
+        // The one engine is node 0: its ids are the cluster-wide ids'
+        // positions in `open`.
+        let small =
+            |conn: ConnId, open: &mut Vec<ConnId>| match open.iter().position(|c| *c == conn) {
+                Some(i) => ConnId(i as u64 + 1),
+                None => {
+                    open.push(conn);
+                    ConnId(open.len() as u64)
+                }
+            };
+        for message in &self.cluster.redis.log {
+            let (_, json) = message.split_once(' ').expect("SEQ JSON");
+            let event: Event = serde_json::from_str(json).expect("an event");
+            let inputs: Vec<(u64, Input)> = match event {
+                Event::Open {
+                    conn,
+                    protocol,
+                    path,
+                    query,
+                    identity,
+                    now,
+                } => {
+                    let conn = small(conn, &mut open);
+                    vec![(
+                        now,
+                        Input::Open {
+                            conn,
+                            protocol,
+                            path,
+                            query,
+                            peer: None,
+                            identity,
+                        },
+                    )]
+                }
+                Event::Text { conn, text, now } => {
+                    let conn = small(conn, &mut open);
+                    vec![(now, Input::Text { conn, text })]
+                }
+                Event::Close { conn, now } => {
+                    let conn = small(conn, &mut open);
+                    vec![(now, Input::Closed { conn })]
+                }
+                Event::Gone { node, now } => {
+                    let mut gone: Vec<ConnId> = open
+                        .iter()
+                        .copied()
+                        .filter(|c| node_of(*c) == node)
+                        .collect();
+                    gone.sort_unstable();
+                    let gone: Vec<ConnId> = gone.into_iter().map(|c| small(c, &mut open)).collect();
+                    gone.into_iter()
+                        .map(|conn| (now, Input::Closed { conn }))
+                        .collect()
+                }
+                Event::Identity { .. } | Event::Sync { .. } | Event::Stored { .. } => vec![],
+            };
+            for (now, input) in inputs {
+                engine.handle(now, input);
+                for output in engine.drain_outputs() {
+                    let (conn, what) = describe(&output);
+                    let conn = open[conn.0 as usize - 1];
+                    got.entry(conn).or_default().push(what);
+                }
+            }
+        }
+        (engine, got, open)
+    }
+}
+
+/// An output as the client sees it.
+fn describe(output: &Output) -> (ConnId, String) {
+    match output {
+        Output::Send { conn, text } => (*conn, text.to_string()),
+        Output::Close { conn, reason } => (*conn, format!("close {}", reason.code())),
+        Output::Ping { conn } => (*conn, "ping".into()),
+        Output::Terminate { conn } => (*conn, "terminate".into()),
+        Output::Bus { .. } => unreachable!("bus commands are taken apart"),
+    }
+}
+
+/// Checks that every client got what one engine would have sent, and
+/// that every synchronised replica holds the one engine's rooms.
+fn check_against_one_engine(w: &World) {
+    let (engine, want, ids) = w.reference();
+    let got = w.received();
+    let keys: std::collections::BTreeSet<_> = want.keys().chain(got.keys()).collect();
+    for conn in keys {
+        assert_eq!(
+            got.get(conn),
+            want.get(conn),
+            "what {conn:?} (node {}, {:?}) received",
+            node_of(*conn),
+            local_of(*conn)
+        );
+    }
+    for (i, node) in w.cluster.nodes.iter().enumerate() {
+        if !node.alive || !node.engine.accepting() {
+            continue;
+        }
+        node.engine.check_invariants().expect("replica invariants");
+        for (path, protocol) in ROUTES {
+            assert_eq!(
+                node.engine.online_users(path),
+                engine.online_users(path),
+                "node {i}: online users of {path}"
+            );
+            for room in NAMES.iter().map(|s| s.to_string()).chain(w.room_ids()) {
+                let room = if protocol == Protocol::Chat {
+                    ""
+                } else {
+                    &room
+                };
+                let want = engine
+                    .members(path, room)
+                    .map(|m| m.iter().map(|c| ids[c.0 as usize - 1]).collect::<Vec<_>>());
+                assert_eq!(
+                    node.engine.members(path, room),
+                    want,
+                    "node {i}: members of {path} {room}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_chat_message_reaches_every_node_once_in_one_order() {
+    let mut w = World::new(2);
+    let a = w.open(0, 3, "").expect("node 0 ready");
+    let b = w.open(1, 3, "").expect("node 1 ready");
+    w.cluster.settle(w.now);
+    w.send(a, r#"{"type":"chat","payload":{"text":"from a"}}"#);
+    w.send(b, r#"{"type":"chat","payload":{"text":"from b"}}"#);
+    w.cluster.settle(w.now);
+    let got = w.received();
+    let g = |c: usize| global(w.node_number(w.clients[c].node), w.clients[c].conn);
+    let (ga, gb) = (got[&g(a)].clone(), got[&g(b)].clone());
+    assert_eq!(ga.len(), 3, "welcome and two messages: {ga:?}");
+    assert_eq!(ga[1..], gb[1..], "one order on both nodes");
+    check_against_one_engine(&w);
+}
+
+#[test]
+fn a_late_node_loads_the_state_and_sees_the_same_rooms() {
+    let mut w = World::new(1);
+    let host = w.open(0, 1, "").expect("ready");
+    w.send(host, r#"{"type":"create-room"}"#);
+    let alice = w.open(0, 2, "alice").expect("ready");
+    w.cluster.settle(w.now);
+    w.add_node();
+    assert!(
+        w.cluster.nodes[1].engine.accepting(),
+        "the new node synchronised"
+    );
+    let ids = w.room_ids();
+    let guest = w.open(1, 1, "").expect("ready");
+    w.send(
+        guest,
+        &format!(r#"{{"type":"join-room","roomId":"{}"}}"#, ids[0]),
+    );
+    let bob = w.open(1, 2, "bob").expect("ready");
+    w.cluster.settle(w.now);
+    w.close(alice);
+    w.cluster.settle(w.now);
+    let got = w.received();
+    let g = |c: usize| global(w.node_number(w.clients[c].node), w.clients[c].conn);
+    assert!(
+        got[&g(host)].iter().any(|m| m.contains("peer-joined")),
+        "the host on node 0 hears the guest of node 1: {:?}",
+        got[&g(host)]
+    );
+    assert!(
+        got[&g(bob)]
+            .iter()
+            .any(|m| m.contains("USER_OFFLINE") && m.contains("alice")),
+        "bob on node 1 hears alice of node 0 leave"
+    );
+    check_against_one_engine(&w);
+}
+
+#[test]
+fn a_dead_node_is_reaped_and_its_users_leave_once() {
+    let mut w = World::new(2);
+    w.open(0, 2, "alice").expect("ready");
+    w.open(1, 2, "alice").expect("ready");
+    let bob = w.open(1, 2, "bob").expect("ready");
+    w.open(0, 2, "carol").expect("ready");
+    w.cluster.settle(w.now);
+    w.cluster.nodes[0].alive = false;
+    w.run_for(TIMEOUT_MS + 2_000);
+    let got = w.received();
+    let g = |c: usize| global(w.node_number(w.clients[c].node), w.clients[c].conn);
+    let offline: Vec<&String> = got[&g(bob)]
+        .iter()
+        .filter(|m| m.contains("USER_OFFLINE"))
+        .collect();
+    assert_eq!(offline.len(), 1, "carol only, once: {offline:?}");
+    assert!(offline[0].contains("carol"));
+    assert_eq!(
+        w.cluster.nodes[1].engine.online_users("/presence"),
+        ["alice", "bob"]
+    );
+    check_against_one_engine(&w);
+}
+
+#[test]
+fn a_paused_node_comes_back_fenced_closes_with_1012_and_rejoins() {
+    let mut w = World::new(2);
+    let a = w.open(0, 2, "alice").expect("ready");
+    let b = w.open(1, 2, "bob").expect("ready");
+    w.cluster.settle(w.now);
+    let before = w.node_number(0);
+    w.cluster.nodes[0].alive = false;
+    w.run_for(TIMEOUT_MS + 2_000);
+    w.cluster.nodes[0].alive = true;
+    w.tick(250);
+    w.cluster.settle(w.now);
+    let outputs = &w.cluster.nodes[0].outputs;
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Close { conn, reason } if *conn == w.clients[a].conn && reason.code() == 1012)),
+        "alice's connection closed with 1012: {outputs:?}"
+    );
+    assert_ne!(w.node_number(0), before, "joined again under a new number");
+    assert!(w.cluster.nodes[0].engine.accepting());
+    assert_eq!(w.cluster.nodes[0].engine.online_users("/presence"), ["bob"]);
+    let _ = b;
+}
+
+/// One step of the property test.
+#[derive(Clone, Debug)]
+enum Op {
+    Open {
+        node: u8,
+        route: u8,
+        user: u8,
+    },
+    Send {
+        client: u8,
+        index: u8,
+        slots: [u8; 3],
+    },
+    Close {
+        client: u8,
+    },
+    /// Runs one command (0), delivers one reply (1) or one message (2)
+    /// of a node.
+    Step {
+        node: u8,
+        what: u8,
+    },
+    Settle,
+    AddNode,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let small = || prop_oneof![3 => 0..3u8, 1 => any::<u8>()];
+    prop_oneof![
+        3 => (any::<u8>(), prop::sample::select(vec![0u8, 1, 2, 3, 4]), 0..4u8)
+            .prop_map(|(node, route, user)| Op::Open { node, route, user }),
+        8 => (any::<u8>(), any::<u8>(), [small(), small(), small()])
+            .prop_map(|(client, index, slots)| Op::Send { client, index, slots }),
+        1 => any::<u8>().prop_map(|client| Op::Close { client }),
+        8 => (any::<u8>(), 0..3u8).prop_map(|(node, what)| Op::Step { node, what }),
+        1 => Just(Op::Settle),
+        1 => Just(Op::AddNode),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any operations, any interleaving of Redis's work: every client
+    /// sees one engine's outputs, every replica one engine's state.
+    #[test]
+    fn the_cluster_is_one_engine(ops in prop::collection::vec(op(), 1..120)) {
+        let mut w = World::new(2);
+        for op in ops {
+            let nodes = w.cluster.nodes.len();
+            match op {
+                Op::Open { node, route, user } => {
+                    let name = NAMES[usize::from(user) % NAMES.len()];
+                    w.open(usize::from(node) % nodes, usize::from(route), name);
+                }
+                Op::Send { client, index, slots } if !w.clients.is_empty() => {
+                    let c = usize::from(client) % w.clients.len();
+                    let protocol = ROUTES[w.clients[c].route].1;
+                    let ids = w.room_ids();
+                    let cx = Context { created: ids.len(), own: Vec::new() };
+                    let text = template(protocol, index, slots, &cx).render(&ids);
+                    w.send(c, &text);
+                }
+                Op::Close { client } if !w.clients.is_empty() => {
+                    let c = usize::from(client) % w.clients.len();
+                    w.close(c);
+                }
+                Op::Step { node, what } => {
+                    let i = usize::from(node) % nodes;
+                    let now = w.now;
+                    match what {
+                        0 => _ = w.cluster.run_command(i, now),
+                        1 => _ = w.cluster.deliver(i, now, false),
+                        _ => _ = w.cluster.deliver(i, now, true),
+                    }
+                }
+                Op::Settle => {
+                    w.cluster.settle(w.now);
+                    w.now += 1;
+                }
+                Op::AddNode if nodes < 4 => w.add_node(),
+                _ => {}
+            }
+        }
+        w.cluster.settle(w.now);
+        check_against_one_engine(&w);
+    }
+}
