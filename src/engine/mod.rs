@@ -376,6 +376,7 @@ impl Engine {
         Stats {
             per_protocol: self.out.per_protocol,
             routes: self.routes.iter().map(Route::stats).collect(),
+            cluster: self.cluster_stats(),
         }
     }
 

@@ -49,6 +49,8 @@ pub struct Stats {
     pub per_protocol: [ProtocolStats; 5],
     /// Every route used so far, in the order of its first connection.
     pub routes: Vec<RouteStats>,
+    /// Cluster mode's state, in cluster mode.
+    pub cluster: Option<super::ClusterStats>,
 }
 
 impl Stats {

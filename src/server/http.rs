@@ -4,7 +4,7 @@
 //! [`route`] is pure: the reactor gives it the parsed request and either
 //! upgrades (for [`Decision::Upgrade`]) or writes what [`respond`] returns.
 
-use crate::engine::{ClusterStats, Stats};
+use crate::engine::Stats;
 use crate::protocol::http::{ParseError, Request};
 use crate::protocol::token::Refusal;
 use crate::protocol::{Protocol, QueryError};
@@ -124,8 +124,6 @@ pub(crate) struct ServerView<'a> {
     pub counters: &'a ServerCounters,
     /// Seconds since start.
     pub uptime_secs: u64,
-    /// Cluster mode's state, with `--redis`.
-    pub cluster: Option<ClusterStats>,
 }
 
 /// Whether an upgrade routed to `protocol` may open, once its identity
@@ -194,8 +192,8 @@ pub(crate) fn respond(
     let json = "application/json";
     match decision {
         Decision::Health => {
-            let body = metrics::health_json(view.stats, view.uptime_secs, view.cluster);
-            let status = if view.cluster.is_some_and(|c| !c.ready) {
+            let body = metrics::health_json(view.stats, view.uptime_secs);
+            let status = if view.stats.cluster.is_some_and(|c| !c.ready) {
                 503
             } else {
                 200

@@ -35,6 +35,26 @@ pub struct ServerCounters {
     /// Client sockets held now, in any phase (request, WebSocket,
     /// closing; read off the reactor's tables).
     pub sockets_open: u64,
+    /// The Redis client's counters, with `--redis`.
+    pub redis: Option<RedisCounters>,
+}
+
+/// What the Redis client of cluster mode did since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RedisCounters {
+    /// Commands sent (scripts and plain commands).
+    pub commands: u64,
+    /// Replies received (error replies included).
+    pub replies: u64,
+    /// Error replies, and commands that got no reply (connection lost,
+    /// queue full).
+    pub errors: u64,
+    /// Times Redis came back after being lost.
+    pub reconnects: u64,
+    /// Round trips measured (replies) and their total, milliseconds.
+    pub round_trips: u64,
+    /// See [`Self::round_trips`].
+    pub round_trip_ms_total: u64,
 }
 
 /// The statuses counted in [`ServerCounters::rejected_upgrades`], in order.
@@ -63,10 +83,10 @@ fn totals(stats: &Stats) -> (u64, u64) {
 }
 
 /// `GET /health`.
-/// With `--redis`, `cluster` adds `"redis":"up"` or `"down"` and
-/// `"nodes"` (live nodes); the status is `"unavailable"` while the node
-/// cannot serve (Redis away, or synchronising).
-pub fn health_json(stats: &Stats, uptime_secs: u64, cluster: Option<ClusterStats>) -> String {
+/// In cluster mode it adds `"redis":"up"` or `"down"` and `"nodes"`
+/// (live nodes); the status is `"unavailable"` while the node cannot
+/// serve (Redis away, or synchronising).
+pub fn health_json(stats: &Stats, uptime_secs: u64) -> String {
     let (connections, rooms) = totals(stats);
     let mut protocols = serde_json::Map::new();
     for p in Protocol::ALL {
@@ -83,7 +103,7 @@ pub fn health_json(stats: &Stats, uptime_secs: u64, cluster: Option<ClusterStats
         "rooms": rooms,
         "protocols": protocols,
     });
-    if let Some(c) = cluster {
+    if let Some(c) = stats.cluster {
         health["redis"] = (if c.redis_up { "up" } else { "down" }).into();
         health["nodes"] = c.nodes.into();
         if !c.ready {
@@ -304,7 +324,77 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             "# HELP {name} The TLS certificate's notAfter, in seconds since the epoch.\n# TYPE {name} gauge\n{name} {expiry}"
         );
     }
+    if let (Some(redis), Some(cluster)) = (server.redis, stats.cluster) {
+        cluster_metrics(&mut out, &redis, &cluster);
+    }
     out
+}
+
+/// The cluster mode series of `/metrics`.
+fn cluster_metrics(out: &mut String, redis: &RedisCounters, cluster: &ClusterStats) {
+    let round_trip_secs = redis.round_trip_ms_total as f64 / 1000.0;
+    let series: [(&str, &str, &str, String); 8] = [
+        (
+            "roomd_redis_up",
+            "gauge",
+            "1 while Redis is reachable.",
+            u8::from(cluster.redis_up).to_string(),
+        ),
+        (
+            "roomd_redis_commands_total",
+            "counter",
+            "Commands sent to Redis.",
+            redis.commands.to_string(),
+        ),
+        (
+            "roomd_redis_replies_total",
+            "counter",
+            "Replies received from Redis.",
+            redis.replies.to_string(),
+        ),
+        (
+            "roomd_redis_errors_total",
+            "counter",
+            "Redis error replies and commands left without a reply.",
+            redis.errors.to_string(),
+        ),
+        (
+            "roomd_redis_reconnects_total",
+            "counter",
+            "Times Redis came back after being lost.",
+            redis.reconnects.to_string(),
+        ),
+        (
+            "roomd_redis_round_trip_seconds_sum",
+            "counter",
+            "Total time from sending a command to its reply.",
+            round_trip_secs.to_string(),
+        ),
+        (
+            "roomd_redis_round_trip_seconds_count",
+            "counter",
+            "Round trips in roomd_redis_round_trip_seconds_sum.",
+            redis.round_trips.to_string(),
+        ),
+        (
+            "roomd_cluster_nodes",
+            "gauge",
+            "Live nodes at this node's last heartbeat.",
+            cluster.nodes.to_string(),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let name = "roomd_cluster_nodes_reaped_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Other nodes removed from the cluster (dead or paused).\n# TYPE {name} counter\n{name} {}",
+        cluster.nodes_reaped
+    );
 }
 
 #[cfg(test)]
@@ -317,8 +407,7 @@ mod tests {
         stats.per_protocol[Protocol::Chat.index()].connections = 2;
         stats.per_protocol[Protocol::Stream.index()].connections = 3;
         stats.per_protocol[Protocol::Stream.index()].rooms = 1;
-        let health: serde_json::Value =
-            serde_json::from_str(&health_json(&stats, 7, None)).unwrap();
+        let health: serde_json::Value = serde_json::from_str(&health_json(&stats, 7)).unwrap();
         assert_eq!(health["connections"], 5);
         assert_eq!(health["rooms"], 1);
         assert_eq!(health["uptimeSeconds"], 7);

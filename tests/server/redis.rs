@@ -3,8 +3,8 @@
 //! restarted, Redis stopped (the bounded queue), and `/health` of a roomd
 //! with `--redis`; roomd without it has no Redis at all.
 
-use crate::live::TestServer;
 use crate::live::redis::{RedisServer, TestClient};
+use crate::live::{TestServer, metric};
 use roomd::protocol::resp::Reply;
 use roomd::server::Config;
 use roomd::server::redis::{BACKOFF_MAX_MS, Event, Failure, RedisUrl, Script};
@@ -222,6 +222,15 @@ fn health_follows_redis_down_and_up() {
     let body = health_becomes(&server, 200, crate::live::TIMEOUT);
     assert_eq!(body["redis"], "up");
     assert_eq!(body["status"], "ok");
+    assert_eq!(body["nodes"], 1);
+    assert_eq!(metric(&server, "roomd_redis_up"), 1);
+    assert_eq!(metric(&server, "roomd_cluster_nodes"), 1);
+    assert!(
+        metric(&server, "roomd_redis_commands_total") >= 3,
+        "register, heartbeat, sync"
+    );
+    assert!(metric(&server, "roomd_redis_round_trip_seconds_count") >= 3);
+    assert_eq!(metric(&server, "roomd_redis_reconnects_total"), 0);
 
     let (port, password) = redis.kill9();
     let body = health_becomes(&server, 503, NODE_TIMEOUT + Duration::from_secs(2));
@@ -235,6 +244,7 @@ fn health_follows_redis_down_and_up() {
     let within = Duration::from_millis(BACKOFF_MAX_MS) + Duration::from_secs(2);
     let body = health_becomes(&server, 200, within);
     assert_eq!(body["redis"], "up");
+    assert_eq!(metric(&server, "roomd_redis_reconnects_total"), 1);
 }
 
 #[test]

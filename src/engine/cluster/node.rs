@@ -87,6 +87,8 @@ pub(crate) struct Cluster {
     absent_since: BTreeMap<u32, u64>,
     /// Nodes a reap was asked for.
     reaping: BTreeSet<u32>,
+    /// Other nodes whose `Gone` this node applied.
+    nodes_gone: u64,
 }
 
 /// Cluster mode as `/health` reports it.
@@ -100,6 +102,8 @@ pub struct ClusterStats {
     pub nodes: usize,
     /// This node's number (0 while not registered).
     pub node: u32,
+    /// Other nodes removed from the cluster (dead or paused) since start.
+    pub nodes_reaped: u64,
 }
 
 impl Cluster {
@@ -121,6 +125,7 @@ impl Cluster {
             live_nodes: 0,
             absent_since: BTreeMap::new(),
             reaping: BTreeSet::new(),
+            nodes_gone: 0,
         }
     }
 
@@ -141,6 +146,7 @@ impl Cluster {
             ready: self.ready(),
             nodes: self.live_nodes,
             node,
+            nodes_reaped: self.nodes_gone,
         }
     }
 
@@ -639,6 +645,7 @@ impl Engine {
                 cluster.synced.remove(&node);
                 cluster.absent_since.remove(&node);
                 cluster.reaping.remove(&node);
+                cluster.nodes_gone += 1;
                 log::info!("cluster: node {node} gone with {} connections", gone.len());
                 for conn in gone {
                     self.apply_close(conn, at);

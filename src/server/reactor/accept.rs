@@ -153,7 +153,6 @@ impl Reactor {
             stats: &self.engine.stats(),
             counters: &self.counters(),
             uptime_secs: self.clock.uptime_ms() / 1000,
-            cluster: self.engine.cluster_stats(),
         };
         let response = http::respond(&req, &decision, &self.config.allow_origins, &view);
         log::debug!("{} {}: {decision:?}", req.method, req.path);

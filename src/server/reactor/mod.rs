@@ -19,7 +19,6 @@ use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::connection::Connection;
 use crate::server::metrics::ServerCounters;
-use crate::server::redis::RedisClient;
 use crate::server::tls::TlsIdentity;
 use mio::net::TcpListener;
 use mio::{Events, Poll, Token, Waker};
@@ -113,7 +112,7 @@ pub(crate) struct Reactor {
     signals: Option<signal_hook_mio::v1_0::Signals>,
     shutting_down: bool,
     /// The Redis client, with `--redis`.
-    redis: Option<RedisClient>,
+    redis: Option<bus::Bus>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -238,7 +237,7 @@ impl Reactor {
             let flush_at = now + crate::journal::writer::FLUSH_INTERVAL_MS;
             self.timers.set_if_unset(Timer::FlushJournal, flush_at);
         }
-        match self.redis.as_ref().and_then(RedisClient::next_deadline) {
+        match self.redis.as_ref().and_then(|b| b.client.next_deadline()) {
             Some(at) => self.timers.set(Timer::Redis, at),
             None => self.timers.clear(Timer::Redis),
         }
@@ -343,6 +342,7 @@ impl Reactor {
             websockets_open: self.tokens.len() as u64,
             sockets_open: self.conns.len() as u64,
             tls_certificate_expiry: self.tls.as_ref().map(|t| t.not_after_secs),
+            redis: self.redis.as_ref().map(|b| b.counters),
             ..self.counters
         }
     }
