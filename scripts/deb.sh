@@ -19,7 +19,7 @@ fail() { echo "deb.sh: $*" >&2; failed=1; }
 
 contents=$(dpkg-deb -c "$deb")
 for path in usr/bin/roomd lib/systemd/system/roomd.service \
-    lib/systemd/system/roomd.socket etc/default/roomd; do
+    lib/systemd/system/roomd.socket lib/systemd/system/roomd@.service etc/default/roomd; do
     grep -Eq " \./$path\$" <<<"$contents" || fail "$path missing from $deb"
 done
 info=$(dpkg-deb -I "$deb")
@@ -31,7 +31,7 @@ grep -qx /etc/default/roomd <<<"$conffiles" || fail "/etc/default/roomd is not a
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
-for unit in roomd.service roomd.socket; do
+for unit in roomd.service roomd.socket roomd@.service; do
     cmp -s "dist/$unit" "$root/lib/systemd/system/$unit" || fail "$unit differs from dist/$unit"
 done
 cmp -s dist/roomd.env "$root/etc/default/roomd" || fail "/etc/default/roomd differs from dist/roomd.env"

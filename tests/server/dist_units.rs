@@ -100,12 +100,20 @@ fn the_package_installs_what_the_units_name() {
         r#"["target/release/roomd", "usr/bin/", "755"]"#.to_string(),
         r#"["dist/roomd.service", "lib/systemd/system/", "644"]"#.to_string(),
         r#"["dist/roomd.socket", "lib/systemd/system/", "644"]"#.to_string(),
+        r#"["dist/roomd@.service", "lib/systemd/system/", "644"]"#.to_string(),
     ] {
         assert!(manifest.contains(&needed), "Cargo.toml lacks {needed}");
     }
     let exec = unit_value("roomd.service", "ExecStart");
     assert!(exec.starts_with("/usr/bin/roomd"), "{exec}");
     assert_eq!(unit_value("roomd.service", "Requires"), "roomd.socket");
+    // The cluster template: its own listeners, shared through SO_REUSEPORT,
+    // and otherwise the service's settings.
+    assert_eq!(unit_value("roomd@.service", "ExecStart"), "/usr/bin/roomd --reuse-port");
+    assert!(unit_values(&read("roomd@.service"), "Requires").is_empty());
+    for key in ["Type", "EnvironmentFile", "DynamicUser", "LimitNOFILE", "Restart"] {
+        assert_eq!(unit_value("roomd@.service", key), unit_value("roomd.service", key), "{key}");
+    }
 }
 
 /// The service's command line with every default of the environment file
