@@ -6,9 +6,10 @@ use super::ordered::OrderedMap;
 use super::outbox::Cx;
 use crate::protocol::chat::{self, Command, INVALID_FORMAT, decode};
 use crate::protocol::token::Refusal;
+use serde::{Deserialize, Serialize};
 
 /// The connections of one `chat` route, in opening order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ChatRoute {
     conns: OrderedMap<ConnId, ()>,
 }

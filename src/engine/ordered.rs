@@ -4,9 +4,20 @@
 //! joined) while joining and leaving stay O(1). Entries live in a `Vec` in
 //! insertion order; removal leaves a hole that iteration skips, and the
 //! `Vec` is compacted once holes outnumber entries (amortised O(1)).
+//!
+//! It serialises as a sequence of `[key, value]` pairs in insertion order
+//! (not as a map: a JSON object's order does not survive every reader,
+//! e.g. `serde_json::Value`), without the holes; deserialising rebuilds
+//! the index and refuses a key given twice. Iteration order, the only
+//! observable order, is kept exactly.
 
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::Hash;
+use std::marker::PhantomData;
 
 /// Holes tolerated before compaction is considered.
 const MIN_COMPACT: usize = 16;
@@ -140,6 +151,57 @@ impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
     }
 }
 
+impl<K: Serialize, V: Serialize> Serialize for OrderedMap<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.index.len()))?;
+        for (k, v) in self.slots.iter().flatten() {
+            seq.serialize_element(&(k, v))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for OrderedMap<K, V>
+where
+    K: Deserialize<'de> + Hash + Eq + Clone,
+    V: Deserialize<'de>,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(PairsVisitor(PhantomData))
+    }
+}
+
+/// Reads the `[key, value]` pairs of a serialised [`OrderedMap`].
+struct PairsVisitor<K, V>(PhantomData<(K, V)>);
+
+impl<'de, K, V> Visitor<'de> for PairsVisitor<K, V>
+where
+    K: Deserialize<'de> + Hash + Eq + Clone,
+    V: Deserialize<'de>,
+{
+    type Value = OrderedMap<K, V>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a sequence of [key, value] pairs")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Not trusting the size hint beyond a small bound (it comes from
+        // the input).
+        let hint = seq.size_hint().unwrap_or(0).min(4096);
+        let mut map = OrderedMap {
+            slots: Vec::with_capacity(hint),
+            index: HashMap::with_capacity(hint),
+        };
+        while let Some((k, v)) = seq.next_element::<(K, V)>()? {
+            if map.insert(k, v).is_some() {
+                return Err(A::Error::custom("ordered map: duplicate key"));
+            }
+        }
+        Ok(map)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +226,31 @@ mod tests {
         assert_eq!(m.get(&3), Some(&31));
         assert!(m.slots.len() < 2 * m.len() + MIN_COMPACT + 2);
         m.check().unwrap();
+    }
+
+    #[test]
+    fn serde_keeps_order_and_rebuilds_the_index() {
+        let mut m = OrderedMap::default();
+        for i in 0..60u32 {
+            m.insert(format!("k{}", 59 - i), i);
+        }
+        for i in (0..60u32).filter(|i| i % 4 != 1) {
+            m.remove(&format!("k{i}"));
+        }
+        m.insert("k0".to_owned(), 1000);
+        let json = serde_json::to_string(&m).unwrap();
+        let back: OrderedMap<String, u32> = serde_json::from_str(&json).unwrap();
+        back.check().unwrap();
+        let pairs = |m: &OrderedMap<String, u32>| -> Vec<(String, u32)> {
+            m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        assert_eq!(pairs(&back), pairs(&m));
+        assert_eq!(back.get("k0"), Some(&1000));
+        // Through `serde_json::Value` too (its objects would sort keys).
+        let value = serde_json::to_value(&m).unwrap();
+        let back: OrderedMap<String, u32> = serde_json::from_value(value).unwrap();
+        assert_eq!(pairs(&back), pairs(&m));
+        let dup = serde_json::from_str::<OrderedMap<String, u32>>(r#"[["a",1],["a",2]]"#);
+        assert!(dup.is_err());
     }
 }

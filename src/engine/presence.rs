@@ -9,17 +9,18 @@ use crate::protocol::close::CloseReason;
 use crate::protocol::presence::{
     Command, Message, UserId, UserIdError, decode, user_id_from_query,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// One connection: its user and its `connectionId`.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Conn {
     user: String,
     connection_id: String,
 }
 
 /// The online users of one `presence` route.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct PresenceRoute {
     conns: ConnMap<Conn>,
     /// Online users in the order they came online, with their connections.
@@ -28,6 +29,14 @@ pub(crate) struct PresenceRoute {
     connection_ids: HashSet<String>,
     /// When the next `stats:` line is due (while there are connections):
     /// one interval after the first connection, then every interval.
+    ///
+    /// A per-process log timer, not shared state: not in a snapshot. A
+    /// restored route has 0 here, so with connections its line is due at
+    /// once: the first `timeout` after the restore logs one line and
+    /// schedules the next an interval later (one line, never a burst: every
+    /// firing moves the deadline past `now`). It produces no outputs, so
+    /// only [`super::Engine::poll_timeout`] can differ (an early wake-up).
+    #[serde(skip)]
     next_stats_ms: u64,
 }
 

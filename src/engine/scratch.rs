@@ -5,17 +5,18 @@ use super::outbox::Cx;
 use super::{ConnId, ConnMap};
 use crate::protocol::Encode;
 use crate::protocol::scratch::{Command, Message, decode};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// One connection: its random user ID and its session, if any.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct User {
     id: String,
     session: Option<String>,
 }
 
 /// The sessions of one `scratch` route.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ScratchRoute {
     users: ConnMap<User>,
     /// Each session's members and their user IDs, in joining order.

@@ -4,13 +4,14 @@ use super::outbox::Cx;
 use super::{ConnId, ConnMap};
 use crate::protocol::Encode;
 use crate::protocol::signal::{Command, Message, decode};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Attempts at drawing a free room ID before giving up.
 const ID_ATTEMPTS: usize = 1000;
 
 /// A room: its creator and at most one guest.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Room {
     host: ConnId,
     guest: Option<ConnId>,
@@ -31,7 +32,7 @@ impl Room {
 }
 
 /// The rooms of one `signal` route.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct SignalRoute {
     /// Each connection's rooms (hosted or joined), in order.
     conns: ConnMap<Vec<String>>,

@@ -5,10 +5,11 @@ use super::outbox::Cx;
 use super::{ConnId, ConnMap};
 use crate::protocol::auth::USER_ID_NOT_SUBJECT;
 use crate::protocol::stream::{Command, Message, Participant, decode};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// A participant of a room and the connection that holds it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Member {
     conn: ConnId,
     user_name: String,
@@ -19,7 +20,7 @@ struct Member {
 type Room = OrderedMap<String, Member>;
 
 /// The rooms of one `stream` route.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct StreamRoute {
     /// Each connection's `(roomId, userId)` memberships, in joining order.
     conns: ConnMap<Vec<(String, String)>>,
