@@ -11,7 +11,9 @@ use crate::protocol::Protocol;
 use crate::protocol::close::CloseReason;
 use serde::{Deserialize, Serialize};
 
-/// One protocol's state on one route.
+/// One protocol's state on one route. Serialisable (with [`Route`]) for
+/// cluster snapshots: a restored route produces the same outputs, in the
+/// same order, for the same further inputs.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum State {
     Scratch(ScratchRoute),
@@ -21,7 +23,9 @@ pub(crate) enum State {
     Stream(StreamRoute),
 }
 
-/// A route: a path and its protocol state.
+/// A route: a path and its protocol state. A snapshot (serde) holds all of
+/// it but presence's `stats:` log timer; check a restored one with
+/// [`Route::check_restored`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Route {
     /// The path, e.g. `/chat`.
@@ -200,6 +204,25 @@ impl Route {
         }
     }
 
+    /// Checks a route restored from a snapshot: its state is its
+    /// protocol's, and its cross-indexes agree ([`Self::check`]).
+    pub fn check_restored(&self, max_rooms: usize) -> Result<(), String> {
+        let state_protocol = match &self.state {
+            State::Scratch(_) => Protocol::Scratch,
+            State::Signal(_) => Protocol::Signal,
+            State::Presence(_) => Protocol::Presence,
+            State::Chat(_) => Protocol::Chat,
+            State::Stream(_) => Protocol::Stream,
+        };
+        if state_protocol != self.protocol {
+            return Err(format!(
+                "{}: {:?} route holding {state_protocol:?} state",
+                self.path, self.protocol
+            ));
+        }
+        self.check(max_rooms)
+    }
+
     /// Checks this route's cross-indexes.
     pub fn check(&self, max_rooms: usize) -> Result<(), String> {
         match &self.state {
@@ -212,3 +235,6 @@ impl Route {
         .map_err(|e| format!("{}: {e}", self.path))
     }
 }
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -5,7 +5,7 @@
 //! `dist/roomd.socket`'s `ListenStream=`.
 
 use crate::live::binary::{KillOnDrop, roomd, spawn};
-use crate::live::dist::{read, unit_value};
+use crate::live::dist::{read, unit_value, unit_values};
 use std::net::TcpStream;
 
 /// Where the package installs the environment file, and the service reads it.
@@ -109,10 +109,23 @@ fn the_package_installs_what_the_units_name() {
     assert_eq!(unit_value("roomd.service", "Requires"), "roomd.socket");
     // The cluster template: its own listeners, shared through SO_REUSEPORT,
     // and otherwise the service's settings.
-    assert_eq!(unit_value("roomd@.service", "ExecStart"), "/usr/bin/roomd --reuse-port");
+    assert_eq!(
+        unit_value("roomd@.service", "ExecStart"),
+        "/usr/bin/roomd --reuse-port"
+    );
     assert!(unit_values(&read("roomd@.service"), "Requires").is_empty());
-    for key in ["Type", "EnvironmentFile", "DynamicUser", "LimitNOFILE", "Restart"] {
-        assert_eq!(unit_value("roomd@.service", key), unit_value("roomd.service", key), "{key}");
+    for key in [
+        "Type",
+        "EnvironmentFile",
+        "DynamicUser",
+        "LimitNOFILE",
+        "Restart",
+    ] {
+        assert_eq!(
+            unit_value("roomd@.service", key),
+            unit_value("roomd.service", key),
+            "{key}"
+        );
     }
 }
 

@@ -559,10 +559,20 @@ impl Engine {
             return;
         };
         let (at, buffered) = (*at, std::mem::take(buffer));
-        let snapshot: Snapshot = match serde_json::from_str(text) {
+        let protocol_of = |path: &str| {
+            let i = *self.route_index.get(path)?;
+            Some(self.routes[i].protocol)
+        };
+        let snapshot = serde_json::from_str::<Snapshot>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                s.check(self.config.max_rooms_per_conn, protocol_of)
+                    .map(|()| s)
+            });
+        let snapshot = match snapshot {
             Ok(s) => s,
             Err(e) => {
-                log::warn!("cluster: unreadable snapshot ({e}); asking again");
+                log::warn!("cluster: unusable snapshot ({e}); asking again");
                 return self.start_sync(now);
             }
         };

@@ -21,6 +21,24 @@ pub(crate) struct Snapshot {
     synced: BTreeSet<u32>,
 }
 
+impl Snapshot {
+    /// Checks every route's indexes, and that each speaks the protocol
+    /// `protocol_of` (the engine's routes) gives its path, if any.
+    pub fn check(
+        &self,
+        max_rooms: usize,
+        protocol_of: impl Fn(&str) -> Option<crate::protocol::Protocol>,
+    ) -> Result<(), String> {
+        for route in &self.routes {
+            route.check_restored(max_rooms)?;
+            if protocol_of(&route.path).is_some_and(|p| p != route.protocol) {
+                return Err(format!("{}: another protocol here", route.path));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     /// The replica, serialised.
     pub(crate) fn snapshot(&self) -> String {
