@@ -206,7 +206,8 @@ pub enum BusCommand {
         fresh_epoch: String,
     },
     /// Publish an event. Reply: its sequence number, or the error
-    /// `FENCED` when `node` is not registered.
+    /// `FENCED` when `node` is not registered. (The server may publish
+    /// several at once, in order: each still gets its own reply.)
     Publish {
         /// The publishing node.
         node: u32,
@@ -312,7 +313,9 @@ pub enum BusInput {
         /// The reply.
         reply: BusReply,
     },
-    /// A message on the event channel: `SEQ JSON`.
+    /// A message on the event channel: `SEQ JSON`, or several events
+    /// published at once, `SEQ JSON` then one `JSON` per line, numbered on
+    /// from `SEQ` (the server batches the publishes of one turn).
     Message {
         /// The message as published.
         payload: String,

@@ -270,10 +270,21 @@ impl Engine {
                 };
                 self.reply(now, pending, reply);
             }
-            BusInput::Message { payload } => match parse_message(&payload) {
-                Some((seq, event)) => self.delivered(now, seq, event),
-                None => log::warn!("cluster: malformed event ignored: {payload:.80}"),
-            },
+            BusInput::Message { payload } => {
+                let Some((first, events)) = payload.split_once(' ') else {
+                    return log::warn!("cluster: malformed message ignored: {payload:.80}");
+                };
+                let Ok(first) = first.parse::<u64>() else {
+                    return log::warn!("cluster: malformed message ignored: {payload:.80}");
+                };
+                for (seq, json) in (first..).zip(events.split('\n')) {
+                    match serde_json::from_str(json) {
+                        Ok(event) => self.delivered(now, seq, event),
+                        // Skipped, and seen as a gap by what follows.
+                        Err(e) => log::warn!("cluster: malformed event {seq} ignored ({e})"),
+                    }
+                }
+            }
         }
     }
 
@@ -865,10 +876,4 @@ impl Engine {
     pub fn accepting(&self) -> bool {
         self.cluster.as_deref().is_none_or(Cluster::ready)
     }
-}
-
-/// Splits `SEQ JSON`.
-fn parse_message(payload: &str) -> Option<(u64, Event)> {
-    let (seq, json) = payload.split_once(' ')?;
-    Some((seq.parse().ok()?, serde_json::from_str(json).ok()?))
 }

@@ -28,7 +28,16 @@ pub(super) struct Bus {
     sent_at: HashMap<u64, u64>,
     /// Redis was reachable once (a later `Up` is a reconnection).
     was_up: bool,
+    /// The publishes of this turn, not yet sent: their node, and each
+    /// one's command id and event.
+    batch: Option<(u32, Vec<u64>, Vec<Vec<u8>>)>,
+    /// Batches sent, by the id they were sent with: every command id in
+    /// them, in order.
+    batches: HashMap<u64, Vec<u64>>,
 }
+
+/// Publishes sent in one script call at most.
+const MAX_BATCH: usize = 256;
 
 /// The Redis client, connecting, when `--redis` is set.
 pub(super) fn start(config: &Config, registry: &Registry, now: u64) -> io::Result<Option<Bus>> {
@@ -44,6 +53,8 @@ pub(super) fn start(config: &Config, registry: &Registry, now: u64) -> io::Resul
         counters: RedisCounters::default(),
         sent_at: HashMap::new(),
         was_up: false,
+        batch: None,
+        batches: HashMap::new(),
     }))
 }
 
@@ -78,6 +89,10 @@ impl Reactor {
                 Event::Reply { id, reply } => {
                     let reply = reply.map_or(BusReply::Failed, bus_reply);
                     bus.count_reply(id, &reply, now);
+                    if let Some(ids) = bus.batches.remove(&id) {
+                        self.feed_batch_replies(now, ids, &reply);
+                        continue;
+                    }
                     BusInput::Reply { id, reply }
                 }
                 Event::Message { payload, .. } => match String::from_utf8(payload) {
@@ -92,25 +107,87 @@ impl Reactor {
         }
     }
 
-    /// Sends one engine bus command to Redis.
+    /// Gives each publish of a batch its reply: its own number, or the
+    /// batch's error.
+    fn feed_batch_replies(&mut self, now: u64, ids: Vec<u64>, reply: &BusReply) {
+        for (i, id) in ids.into_iter().enumerate() {
+            let reply = match reply.int() {
+                Some(first) => BusReply::Int(first + i as i64),
+                None => reply.clone(),
+            };
+            self.feed(now, Input::Bus(BusInput::Reply { id, reply }));
+        }
+    }
+
+    /// Sends one engine bus command to Redis. Publishes wait for the end
+    /// of the turn ([`Self::flush_bus`]) and go out together, in order; any
+    /// other command sends them first, so Redis runs everything in the
+    /// order the engine asked.
     pub(super) fn send_bus(&mut self, now: u64, id: u64, command: &BusCommand) {
-        let prefix = &self.config.cluster.redis_prefix;
-        let timeout_ms = self.config.cluster.node_timeout.as_millis() as u64;
         let Some(bus) = &mut self.redis else {
             return;
         };
-        let redis = &mut bus.client;
-        match scripts::call(prefix, timeout_ms, command.clone()) {
-            Call::Subscribe => return redis.subscribe(scripts::events_channel(prefix), false, now),
-            Call::Plain(args) => redis.submit(id, args, now),
-            Call::Script(script, keys, args) => redis.submit_script(id, script, keys, args, now),
+        if let BusCommand::Publish { node, event } = command {
+            if bus
+                .batch
+                .as_ref()
+                .is_some_and(|(n, ids, _)| n != node || ids.len() >= MAX_BATCH)
+            {
+                self.flush_bus(now);
+            }
+            let Some(bus) = &mut self.redis else {
+                return;
+            };
+            let (_, ids, events) = bus
+                .batch
+                .get_or_insert_with(|| (*node, Vec::new(), Vec::new()));
+            ids.push(id);
+            events.push(event.as_bytes().to_vec());
+            return;
         }
-        bus.counters.commands += 1;
-        bus.sent_at.insert(id, now);
+        self.flush_bus(now);
+        let prefix = &self.config.cluster.redis_prefix;
+        let timeout_ms = self.config.cluster.node_timeout.as_millis() as u64;
+        if let Some(bus) = &mut self.redis {
+            bus.send(
+                now,
+                id,
+                scripts::call(prefix, timeout_ms, command.clone()),
+                prefix,
+            );
+        }
+    }
+
+    /// Sends the publishes waiting for the end of the turn.
+    pub(super) fn flush_bus(&mut self, now: u64) {
+        let prefix = &self.config.cluster.redis_prefix;
+        let Some(bus) = &mut self.redis else {
+            return;
+        };
+        let Some((node, ids, events)) = bus.batch.take() else {
+            return;
+        };
+        let id = ids[0];
+        if ids.len() > 1 {
+            bus.batches.insert(id, ids);
+        }
+        bus.send(now, id, scripts::publish(prefix, node, events), prefix);
     }
 }
 
 impl Bus {
+    /// Sends `call` as command `id`.
+    fn send(&mut self, now: u64, id: u64, call: Call, prefix: &str) {
+        let redis = &mut self.client;
+        match call {
+            Call::Subscribe => return redis.subscribe(scripts::events_channel(prefix), false, now),
+            Call::Plain(args) => redis.submit(id, args, now),
+            Call::Script(script, keys, args) => redis.submit_script(id, script, keys, args, now),
+        }
+        self.counters.commands += 1;
+        self.sent_at.insert(id, now);
+    }
+
     /// Counts the reply to command `id`, and its round trip.
     fn count_reply(&mut self, id: u64, reply: &BusReply, now: u64) {
         let sent = self.sent_at.remove(&id);

@@ -174,6 +174,7 @@ impl Reactor {
                 self.begin_shutdown(now);
             }
             self.on_timers(now);
+            self.flush_bus(now);
             self.flush_dirty(now);
             if self.socket_freed || self.timers.fire(Timer::RetryAccept, now) {
                 self.retry_paused_accepts(now);

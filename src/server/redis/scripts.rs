@@ -86,9 +86,18 @@ return {{status, epoch, live, stale}}
     ))
 });
 
-/// PUBLISH: KEYS `P:nodes`, `P:seq`, `P:events`; ARGV node, event.
-static PUBLISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(format!("{FENCE}{}", publish_tail("ARGV[2]"))));
+/// PUBLISH: KEYS `P:nodes`, `P:seq`, `P:events`; ARGV node, then one or
+/// more events. Numbers them on from the last and publishes them as one
+/// message, `FIRST EVENT` and one further event per line; returns FIRST.
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(format!(
+        "{FENCE}local n = #ARGV - 1
+local first = redis.call('INCRBY', KEYS[2], n) - n + 1
+redis.call('PUBLISH', KEYS[3], first .. ' ' .. table.concat(ARGV, '\\n', 2))
+return first
+"
+    ))
+});
 
 /// SYNC: KEYS `P:nodes`, `P:seq`, `P:events`, `P:synced`; ARGV node, the
 /// event if alone, the event if not.
@@ -130,6 +139,19 @@ redis.call('SREM', KEYS[4], ARGV[1])
         publish_tail("ARGV[3]")
     ))
 });
+
+/// Publishes `events` of `node` in one script call; its reply is the
+/// first event's number.
+pub fn publish(prefix: &str, node: u32, events: Vec<Vec<u8>>) -> Call {
+    let key = |name: &str| format!("{prefix}:{name}").into_bytes();
+    let mut args = vec![node.to_string().into_bytes()];
+    args.extend(events);
+    Call::Script(
+        &PUBLISH,
+        vec![key("nodes"), key("seq"), key("events")],
+        args,
+    )
+}
 
 /// The event channel under `prefix`.
 pub fn events_channel(prefix: &str) -> Vec<u8> {
@@ -173,11 +195,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
                 timeout_ms.to_string().into_bytes(),
             ],
         ),
-        BusCommand::Publish { node, event } => Call::Script(
-            &PUBLISH,
-            vec![nodes, seq, events],
-            vec![n(node), event.into_bytes()],
-        ),
+        BusCommand::Publish { node, event } => publish(prefix, node, vec![event.into_bytes()]),
         BusCommand::Sync {
             node,
             alone,

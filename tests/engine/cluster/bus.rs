@@ -79,11 +79,42 @@ impl Cluster {
         }
     }
 
-    /// Runs node `i`'s oldest command in Redis; `false` if none.
+    /// Runs node `i`'s oldest command in Redis; `false` if none. Like
+    /// the server, publishes waiting together go out as one message.
     pub fn run_command(&mut self, i: usize, now: u64) -> bool {
         let Some((id, command)) = self.nodes[i].commands.pop_front() else {
             return false;
         };
+        if let BusCommand::Publish { node, event } = &command {
+            let mut batch = vec![(id, event.clone())];
+            while let Some((next, BusCommand::Publish { node: n, event })) =
+                self.nodes[i].commands.front()
+                && n == node
+            {
+                batch.push((*next, event.clone()));
+                self.nodes[i].commands.pop_front();
+            }
+            if self.fenced(*node) {
+                for (id, _) in batch {
+                    let reply = BusReply::Error("FENCED node not registered".into());
+                    self.nodes[i]
+                        .replies
+                        .push_back(BusInput::Reply { id, reply });
+                }
+                return true;
+            }
+            let events: Vec<String> = batch.iter().map(|(_, e)| e.clone()).collect();
+            let first = self.redis.seq + 1;
+            self.redis.seq += events.len() as u64;
+            self.announce(format!("{first} {}", events.join("\n")), &events, first);
+            for (k, (id, _)) in batch.into_iter().enumerate() {
+                let reply = BusReply::Int((first + k as u64) as i64);
+                self.nodes[i]
+                    .replies
+                    .push_back(BusInput::Reply { id, reply });
+            }
+            return true;
+        }
         let reply = self.exec(i, now, command);
         if let Some(reply) = reply {
             self.nodes[i]
@@ -135,8 +166,17 @@ impl Cluster {
 
     fn publish(&mut self, payload: &str) -> BusReply {
         self.redis.seq += 1;
-        let message = format!("{} {payload}", self.redis.seq);
-        self.redis.log.push(message.clone());
+        let seq = self.redis.seq;
+        self.announce(format!("{seq} {payload}"), &[payload.to_string()], seq);
+        BusReply::Int(seq as i64)
+    }
+
+    /// Logs `events` (numbered from `first`) and delivers `message` to
+    /// every subscribed live node.
+    fn announce(&mut self, message: String, events: &[String], first: u64) {
+        for (k, e) in events.iter().enumerate() {
+            self.redis.log.push(format!("{} {e}", first + k as u64));
+        }
         for node in &mut self.nodes {
             if node.subscribed && node.alive {
                 node.messages.push_back(BusInput::Message {
@@ -144,7 +184,6 @@ impl Cluster {
                 });
             }
         }
-        BusReply::Int(self.redis.seq as i64)
     }
 
     fn fenced(&self, node: u32) -> bool {
@@ -204,12 +243,7 @@ impl Cluster {
                     ids(stale),
                 ])
             }
-            BusCommand::Publish { node, event } => {
-                if self.fenced(node) {
-                    return Some(fence());
-                }
-                self.publish(&event)
-            }
+            BusCommand::Publish { .. } => unreachable!("run_command batches publishes"),
             BusCommand::Sync {
                 node,
                 alone,
