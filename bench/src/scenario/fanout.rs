@@ -159,7 +159,7 @@ impl Handler for Fanout<'_> {
 /// Runs the scenario against `target` and prints its lines.
 pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let total = cfg.subs + cfg.pubs;
-    let mut net = Net::new(total).map_err(|e| e.to_string())?;
+    let mut net = Net::new(total, target.tls.clone()).map_err(|e| e.to_string())?;
     let full_speed = cfg.rate <= 0.0;
     let mode = if full_speed {
         format!("full speed, window {}", cfg.window)
