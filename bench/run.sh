@@ -17,8 +17,8 @@
 # upgrade per connection, as fast as they go) and full-speed `fanout`, with
 # an ECDSA P-256 certificate made for the run by `openssl` in OUT/tls.
 #
-#   bench/run.sh                  # full matrix (about 9 minutes)
-#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 2.5 minutes)
+#   bench/run.sh                  # full matrix and TLS rows (about 12 minutes)
+#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 3 minutes)
 #   BENCH_TLS=only bench/run.sh   # the TLS rows alone
 #
 # Environment (defaults in brackets; quick values after the slash):

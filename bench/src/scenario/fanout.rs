@@ -201,7 +201,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     };
 
     // Join everyone, at most 256 handshakes in flight.
-    let setup_deadline = now_us() + 60_000_000;
+    let setup_deadline = now_us() + 120_000_000;
     let mut started = 0;
     while f.joined < total {
         while started < total && started - f.joined.min(started) < 256 {
