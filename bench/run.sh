@@ -11,8 +11,15 @@
 # the median over each figure's runs, so one noisy minute on a shared
 # machine moves no figure.
 #
-#   bench/run.sh                  # full matrix (about 5 minutes)
-#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 1.5 minutes)
+# Then the TLS rows (issue #12), the same way: roomd over TLS, roomd
+# plaintext and the Node reference over https, each round interleaved:
+# `idle` (memory per connection), then `handshakes` (full TLS handshake +
+# upgrade per connection, as fast as they go) and full-speed `fanout`, with
+# an ECDSA P-256 certificate made for the run by `openssl` in OUT/tls.
+#
+#   bench/run.sh                  # full matrix and TLS rows (about 12 minutes)
+#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 3 minutes)
+#   BENCH_TLS=only bench/run.sh   # the TLS rows alone
 #
 # Environment (defaults in brackets; quick values after the slash):
 #   BENCH_SERVERS     servers to run ["roomd node limit"]
@@ -29,6 +36,11 @@
 #                     --rate-limit 0 --log-level warn]: the Node reference
 #                     has no rate limit, and idle needs 19,000 connections
 #   BENCH_OUT         where logs and JSON lines go [a fresh temp dir]
+#   BENCH_TLS         1: the TLS rows after the matrix; 0: none; only: the
+#                     TLS rows alone [1]
+#   BENCH_TLS_SERVERS servers of the TLS rows ["roomd-tls roomd-plain node-tls"]
+#   BENCH_TLS_IDLE_CONNS  idle connections in the TLS rows [10000 / 2000]
+#   BENCH_HANDSHAKE_IN_FLIGHT  connections under way in `handshakes` [64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +54,10 @@ RATE=${BENCH_RATE:-100}
 PAIRS=${BENCH_PAIRS:-100}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$(pick 19000 4000)}
 STORM_CONNS=${BENCH_STORM_CONNS:-$(pick 10000 2000)}
+TLS=${BENCH_TLS:-1}
+TLS_SERVERS=${BENCH_TLS_SERVERS:-roomd-tls roomd-plain node-tls}
+TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-$(pick 10000 2000)}
+HANDSHAKE_IN_FLIGHT=${BENCH_HANDSHAKE_IN_FLIGHT:-64}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/roomd-bench.XXXXXX)}
@@ -79,15 +95,50 @@ free_port() {
     return 1
 }
 
+# The TLS rows' certificate: ECDSA P-256, signed by a throwaway CA the
+# generator trusts (--tls-ca), for 127.0.0.1 and localhost.
+TLS_DIR=$OUT/tls
+make_certificate() {
+    mkdir -p "$TLS_DIR"
+    (
+        cd "$TLS_DIR"
+        p256() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+        p256 ca.key
+        openssl req -x509 -new -key ca.key -subj "/CN=roomd bench CA" -days 2 -out ca.pem
+        p256 server.key
+        openssl req -new -key server.key -subj "/CN=localhost" -out server.csr
+        printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -sha256 -extfile server.ext -out server.pem
+    ) >>"$OUT/openssl.log" 2>&1
+}
+
 addr=""
-start_server() { # name: on a free port, pinned; sets server_pid and addr
+client_tls=() # the generator's TLS flags for the running server
+start_server() { # name: on a free port, pinned; sets server_pid, addr, client_tls
     local name=$1 port
     port=$(free_port)
     addr=127.0.0.1:$port
+    client_tls=()
     case $name in
-    roomd) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
+    roomd | roomd-plain) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
+    roomd-tls)
+        set -- "$ROOMD" --listen "127.0.0.1:$(free_port)" --tls-listen "$addr" \
+            --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key" "${ROOMD_FLAGS[@]}"
+        ;;
     node) set -- node bench/node/server.js --listen "$addr" ;;
+    node-tls)
+        set -- node bench/node/server.js --listen "$addr" \
+            --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key"
+        ;;
     limit) set -- target/release/limit-server --listen "$addr" ;;
+    esac
+    case $name in
+    *-tls)
+        addr=wss://$addr
+        client_tls=(--tls-ca "$TLS_DIR/ca.pem")
+        ;;
     esac
     taskset -c "$SERVER_CPU" "$@" >>"$OUT/$name.log" 2>&1 &
     server_pid=$!
@@ -112,12 +163,12 @@ stop_server() {
 scenario() { # name scenario args...: runs it against the running server
     local name=$1
     shift
-    run_client "$@" --addr "$addr" --label "$name" --server-pid "$server_pid" 2>&1 |
+    run_client "$@" --addr "$addr" "${client_tls[@]}" --label "$name" --server-pid "$server_pid" 2>&1 |
         tee -a "$OUT/$name.out" | grep -v '^{' || true
 }
 
-idle_round() { # name round
-    local name=$1 round=$2
+idle_round() { # name round [connections [timeout s]]
+    local name=$1 round=$2 conns=${3:-$IDLE_CONNS} limit=${4:-30}
     # A fresh server: memory per connection is read against the server's
     # resident memory at start.
     start_server "$name" || return 0
@@ -125,10 +176,10 @@ idle_round() { # name round
     # Two generator processes: one process may hold only ~20,000 sockets.
     local sync=$OUT/$name-idle$round-sync shard1_out=$OUT/$name-idle$round-shard1.out
     rm -rf "$sync" && mkdir -p "$sync"
-    run_client idle --conns "$IDLE_CONNS" --shard 1/2 --sync-dir "$sync" --src "$SRC" \
-        --addr "$addr" --label "$name" >"$shard1_out" 2>&1 &
+    run_client idle --conns "$conns" --timeout "$limit" --shard 1/2 --sync-dir "$sync" --src "$SRC" \
+        --addr "$addr" "${client_tls[@]}" --label "$name" >"$shard1_out" 2>&1 &
     local shard1=$!
-    scenario "$name" idle --conns "$IDLE_CONNS" --shard 0/2 --sync-dir "$sync" --src "$SRC"
+    scenario "$name" idle --conns "$conns" --timeout "$limit" --shard 0/2 --sync-dir "$sync" --src "$SRC"
     wait "$shard1" || true
     grep -v '^{' "$shard1_out" || true
     stop_server
@@ -145,28 +196,66 @@ other_scenarios() { # name round: every other scenario, on one fresh server
     stop_server
 }
 
-servers=()
-for name in $SERVERS; do
-    if [ "$name" = roomd ] && [ ! -x "$ROOMD" ]; then
-        echo "== roomd: no $ROOMD binary; skipped"
-        continue
-    fi
-    servers+=("$name")
-    : >"$OUT/$name.out"
-    : >"$OUT/$name.log"
-done
+tls_scenarios() { # name round: handshakes and full-speed fanout, on one fresh server
+    local name=$1 round=$2
+    start_server "$name" || return 0
+    echo "== $name: TLS round $round of $ROUNDS (pid $server_pid on cpu $SERVER_CPU, $addr)"
+    scenario "$name" handshakes --in-flight "$HANDSHAKE_IN_FLIGHT" --duration "$DURATION" --src "$SRC"
+    scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
+    stop_server
+}
 
-for round in $(seq "$ROUNDS"); do
-    for name in "${servers[@]}"; do
-        idle_round "$name" "$round"
+usable() { # name: whether this machine can run that server
+    case $1 in
+    roomd*)
+        if [ ! -x "$ROOMD" ]; then
+            echo "== $1: no $ROOMD binary; skipped"
+            return 1
+        fi
+        ;;
+    esac
+}
+
+servers=()
+if [ "$TLS" != only ]; then
+    for name in $SERVERS; do
+        usable "$name" || continue
+        servers+=("$name")
+        : >"$OUT/$name.out"
+        : >"$OUT/$name.log"
     done
-done
-for round in $(seq "$ROUNDS"); do
-    for name in "${servers[@]}"; do
-        other_scenarios "$name" "$round"
+fi
+tls_servers=()
+if [ "$TLS" != 0 ]; then
+    make_certificate
+    echo "== TLS certificate: $(openssl x509 -in "$TLS_DIR/server.pem" -noout -subject -ext subjectAltName |
+        tr '\n' ' ' | sed 's/  */ /g'), key: $(openssl pkey -in "$TLS_DIR/server.key" -noout -text |
+        grep -m1 'ASN1 OID' | sed 's/^ *//')"
+    for name in $TLS_SERVERS; do
+        usable "$name" || continue
+        tls_servers+=("$name")
+        : >"$OUT/$name.out"
+        : >"$OUT/$name.log"
     done
-done
-for name in "${servers[@]}"; do
+fi
+
+each_round() { # what servers...: `what NAME ROUND` for every round, interleaved
+    local what=$1 round name
+    shift
+    for round in $(seq "$ROUNDS"); do
+        for name in "$@"; do
+            "$what" "$name" "$round"
+        done
+    done
+}
+# Node opens TLS connections at a few hundred a second: up to 100 s.
+tls_idle_round() { idle_round "$1" "$2" "$TLS_IDLE_CONNS" 100; }
+
+each_round idle_round "${servers[@]}"
+each_round other_scenarios "${servers[@]}"
+each_round tls_idle_round "${tls_servers[@]}"
+each_round tls_scenarios "${tls_servers[@]}"
+for name in "${servers[@]}" "${tls_servers[@]}"; do
     # Every summary line of this server's runs.
     grep '^{' "$OUT/$name.out" >"$OUT/$name.jsonl" || true
 done
@@ -174,4 +263,11 @@ done
 echo
 echo "== results ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "   server on cpu $SERVER_CPU, generator on cpu $CLIENT_CPU; logs and JSON in $OUT"
-"$BENCH" report --dir "$OUT"
+if [ ${#servers[@]} -gt 0 ]; then
+    "$BENCH" report --dir "$OUT"
+fi
+if [ ${#tls_servers[@]} -gt 0 ]; then
+    echo
+    echo "== TLS rows (ECDSA P-256 certificate; idle: $TLS_IDLE_CONNS connections)"
+    "$BENCH" report --dir "$OUT" --tls
+fi

@@ -7,8 +7,14 @@
 // JSON.stringify once per broadcast.
 //
 // Usage: node server.js [--listen HOST:PORT]   (default 127.0.0.1:8080)
+//        node server.js --listen HOST:PORT --tls-cert PEM --tls-key PEM
+// With --tls-cert and --tls-key it serves the same routes over TLS
+// (https.createServer({ cert, key }): wss:// and https://), with Node's
+// TLS defaults.
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const crypto = require('crypto');
 const { URL } = require('url');
 const { WebSocketServer, WebSocket } = require('ws');
@@ -378,6 +384,16 @@ function main() {
   const i = argv.indexOf('--listen');
   const listen = i >= 0 ? argv[i + 1] : '127.0.0.1:8080';
   const [host, port] = [listen.slice(0, listen.lastIndexOf(':')), Number(listen.slice(listen.lastIndexOf(':') + 1))];
+  const flag = (name) => {
+    const at = argv.indexOf(name);
+    return at >= 0 ? argv[at + 1] : undefined;
+  };
+  const [certFile, keyFile] = [flag('--tls-cert'), flag('--tls-key')];
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    console.error('--tls-cert and --tls-key go together');
+    process.exit(2);
+  }
+  const tls = certFile !== undefined ? { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) } : null;
   const started = Date.now();
 
   const protocols = {};
@@ -400,7 +416,7 @@ function main() {
     res.writeHead(code, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req, res) => {
     const url = new URL(req.url, 'http://localhost');
     const total = () => [...counts.values()].reduce((a, b) => a + b, 0);
     const rooms = () => [...routes.values()].reduce((a, p) => a + p.rooms(), 0);
@@ -437,7 +453,8 @@ function main() {
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     res.end('Not found');
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
   server.on('upgrade', (req, socket, head) => {
@@ -481,7 +498,7 @@ function main() {
   wss.on('close', () => clearInterval(heartbeat));
 
   server.listen(port, host, () => {
-    console.log(`node reference server listening on ${host}:${server.address().port}`);
+    console.log(`node reference server listening on ${host}:${server.address().port}${tls ? ' (TLS)' : ''}`);
   });
   const stop = () => {
     for (const ws of wss.clients) ws.close(1001, 'Server shutting down');

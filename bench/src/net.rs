@@ -1,14 +1,21 @@
 //! The load generator's client side: many WebSocket client connections on
 //! one mio poll, with its own HTTP upgrade, frames parsed in place from one
-//! shared read buffer and one write per connection per loop turn.
+//! shared read buffer and one write per connection per loop turn. With a
+//! [`TlsClient`] every connection runs through a rustls client (aws-lc-rs,
+//! the server's crypto) over the same nonblocking socket: `wss://`.
 
 use crate::frame;
 use crate::stats::now_us;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest server frame the generator accepts.
@@ -28,6 +35,63 @@ pub trait Handler {
     fn on_close(&mut self, net: &mut Net, id: usize, why: &str);
 }
 
+/// What every TLS connection of a generator starts from: a rustls client
+/// configuration trusting one CA file, and the name the server's
+/// certificate must carry.
+#[derive(Clone)]
+pub struct TlsClient {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// A client trusting the certificates in the PEM file `ca` (a CA, or a
+    /// self-signed server certificate), verifying the server as `name` (a
+    /// DNS name or an IP address). Resumption is off: every connection is
+    /// a full handshake, as a crowd of distinct browsers would make. `kx`
+    /// names the key exchange groups to offer (e.g. `["X25519"]`, matched
+    /// without regard to case); empty: rustls' defaults (X25519MLKEM768
+    /// first, as browsers offer).
+    pub fn new(ca: &Path, name: &str, kx: &[&str]) -> Result<TlsClient, String> {
+        let mut roots = RootCertStore::empty();
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+            .and_then(|certs| certs.collect())
+            .map_err(|e| format!("cannot read certificates from {}: {e}", ca.display()))?;
+        if certs.is_empty() {
+            return Err(format!("no certificate in {}", ca.display()));
+        }
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if !kx.is_empty() {
+            let named = |g: &&'static dyn rustls::crypto::SupportedKxGroup| {
+                let name = format!("{:?}", g.name());
+                kx.iter().any(|k| k.eq_ignore_ascii_case(&name))
+            };
+            provider.kx_groups.retain(named);
+            if provider.kx_groups.is_empty() {
+                return Err(format!("no key exchange group among {kx:?}"));
+            }
+        }
+        let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::disabled();
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| format!("TLS server name {name:?}: {e}"))?;
+        Ok(TlsClient {
+            config: Arc::new(config),
+            name,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Connecting,
@@ -37,6 +101,8 @@ enum State {
 
 struct Conn {
     sock: TcpStream,
+    /// The record layer of a `wss://` connection.
+    tls: Option<Box<ClientConnection>>,
     state: State,
     /// Bytes read but not yet parsed (the upgrade answer, or a split frame).
     partial: Vec<u8>,
@@ -46,6 +112,7 @@ struct Conn {
 
 /// All client connections of one generator process.
 pub struct Net {
+    tls: Option<TlsClient>,
     poll: Poll,
     events: Events,
     conns: Vec<Option<Conn>>,
@@ -70,9 +137,11 @@ impl Drop for Net {
 }
 
 impl Net {
-    /// A poll for up to `capacity` connections, ids `0..capacity`.
-    pub fn new(capacity: usize) -> io::Result<Net> {
+    /// A poll for up to `capacity` connections, ids `0..capacity`; with
+    /// `tls`, every connection is `wss://`.
+    pub fn new(capacity: usize, tls: Option<TlsClient>) -> io::Result<Net> {
         Ok(Net {
+            tls,
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             conns: (0..capacity).map(|_| None).collect(),
@@ -137,14 +206,36 @@ impl Net {
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {UPGRADE_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         );
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => Some(Box::new(
+                ClientConnection::new(t.config.clone(), t.name.clone())
+                    .map_err(io::Error::other)?,
+            )),
+        };
         self.conns[id] = Some(Conn {
             sock,
+            tls,
             state: State::Connecting,
             partial: Vec::new(),
             out: request.into_bytes(),
             dirty: false,
         });
         Ok(())
+    }
+
+    /// The negotiated TLS version, cipher suite and key exchange group of
+    /// `id`, e.g. `TLSv1_3 TLS13_AES_128_GCM_SHA256 X25519`; `None` for a
+    /// plaintext connection or before the handshake.
+    pub fn tls_params(&self, id: usize) -> Option<String> {
+        let tls = self.conns[id].as_ref()?.tls.as_ref()?;
+        let version = tls.protocol_version()?;
+        let suite = tls.negotiated_cipher_suite()?;
+        let group = tls
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()))
+            .unwrap_or_default();
+        Some(format!("{version:?} {:?} {group}", suite.suite()))
     }
 
     /// Queues a masked text frame on `id` (sent at the end of this turn).
@@ -239,7 +330,17 @@ impl Net {
                 Err(e) => return self.fail(h, id, &format!("connect: {e}")),
             }
         }
-        if !conn.out.is_empty() && !conn.dirty {
+        self.mark_pending(id);
+    }
+
+    /// Queues `id` for the next flush if it has anything to write
+    /// (plaintext, or TLS records: a handshake message, an alert).
+    fn mark_pending(&mut self, id: usize) {
+        let Some(conn) = self.conns[id].as_mut() else {
+            return;
+        };
+        let pending = !conn.out.is_empty() || conn.tls.as_ref().is_some_and(|t| t.wants_write());
+        if pending && !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
         }
@@ -256,7 +357,10 @@ impl Net {
             if conn.state == State::Connecting {
                 continue; // written once the connect completes
             }
-            write_out(&mut conn.sock, &mut conn.out);
+            match &mut conn.tls {
+                None => write_out(&mut conn.sock, &mut conn.out),
+                Some(tls) => write_tls(tls, &mut conn.sock, &mut conn.out),
+            }
         }
         dirty.clear();
         self.dirty = dirty;
@@ -266,10 +370,16 @@ impl Net {
         if let Some(conn) = self.conns[id].as_mut()
             && conn.state != State::Open
         {
-            if let Err(why) = read_upgrade(conn) {
+            let upgraded = read_upgrade(conn);
+            // TLS may have a handshake message to send back.
+            self.mark_pending(id);
+            if let Err(why) = upgraded {
                 return self.fail(h, id, &why);
             }
-            if conn.state != State::Open {
+            if self.conns[id]
+                .as_ref()
+                .is_none_or(|c| c.state != State::Open)
+            {
                 return;
             }
             self.open += 1;
@@ -280,6 +390,8 @@ impl Net {
         self.scratch = scratch;
         if let Err(why) = result {
             self.fail(h, id, &why);
+        } else if self.conns[id].as_ref().is_some_and(|c| c.tls.is_some()) {
+            self.mark_pending(id);
         }
     }
 
@@ -309,7 +421,18 @@ impl Net {
                 scratch.resize(scratch.len() * 2, 0);
             }
             let mut would_block = false;
-            match fill(&mut conn.sock, scratch, &mut filled) {
+            let filled_by =
+                match &mut conn.tls {
+                    None => fill(&mut conn.sock, scratch, &mut filled),
+                    // A short read of plaintext says nothing about the socket:
+                    // read until it would block.
+                    Some(tls) => fill(&mut TlsReader(tls, &mut conn.sock), scratch, &mut filled)
+                        .map(|f| match f {
+                            Fill::Data { .. } => Fill::Data { drained: false },
+                            other => other,
+                        }),
+                };
+            match filled_by {
                 Ok(Fill::Eof) => eof = true,
                 Ok(Fill::Empty) => would_block = true,
                 Ok(Fill::Data { drained }) => {
@@ -394,6 +517,60 @@ pub fn write_out(sock: &mut impl Write, out: &mut Vec<u8>) {
     out.drain(..pos);
 }
 
+/// Hands as much of `out` to rustls as it takes and writes the records it
+/// has to the socket, until the socket is full or everything is out; the
+/// rest waits for writable (errors show up on the next read).
+fn write_tls(tls: &mut ClientConnection, sock: &mut TcpStream, out: &mut Vec<u8>) {
+    loop {
+        let mut taken = 0;
+        if !out.is_empty() {
+            // Plaintext before the handshake's end waits inside rustls.
+            taken = tls.writer().write(out).unwrap_or(0);
+            out.drain(..taken);
+        }
+        while tls.wants_write() {
+            match tls.write_tls(sock) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+        if out.is_empty() || taken == 0 {
+            return;
+        }
+    }
+}
+
+/// A TLS connection's plaintext as a [`Read`]: what rustls holds first,
+/// else records read from the socket and processed; `WouldBlock` once the
+/// socket has no more. `Ok(0)` is the server's `close_notify` or EOF.
+struct TlsReader<'a>(&'a mut ClientConnection, &'a mut TcpStream);
+
+impl Read for TlsReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let TlsReader(tls, sock) = self;
+        loop {
+            match tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            match tls.read_tls(sock) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                // The alert rustls queued, if the socket takes it.
+                let _ = tls.write_tls(sock);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        }
+    }
+}
+
 /// Reads once into `buf[*filled..]` (which must not be full), advancing
 /// `filled`; retries an interrupted read.
 pub fn fill(sock: &mut impl Read, buf: &mut [u8], filled: &mut usize) -> io::Result<Fill> {
@@ -417,7 +594,11 @@ pub fn fill(sock: &mut impl Read, buf: &mut [u8], filled: &mut usize) -> io::Res
 fn read_upgrade(conn: &mut Conn) -> Result<(), String> {
     let mut buf = [0u8; 4096];
     loop {
-        match conn.sock.read(&mut buf) {
+        let read = match &mut conn.tls {
+            None => conn.sock.read(&mut buf),
+            Some(tls) => TlsReader(tls, &mut conn.sock).read(&mut buf),
+        };
+        match read {
             Ok(0) => return Err("eof during upgrade".into()),
             Ok(n) => conn.partial.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

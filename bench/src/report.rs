@@ -2,12 +2,15 @@
 //! left in `DIR/<server>.jsonl` and prints one row per figure with the
 //! ratios roomd/node and roomd/limit. A scenario may have run several
 //! times per server (`run.sh` runs every scenario in rounds): a cell is
-//! the median over those runs.
+//! the median over those runs. [`tls_table`] does the same for the TLS
+//! rows (roomd over TLS, roomd plaintext, Node over TLS) and checks them
+//! against issue #12's targets.
 
 use serde_json::Value;
 use std::path::Path;
 
 /// One row of the table: a figure taken from one scenario's summary.
+#[derive(Clone, Copy)]
 struct Row {
     label: &'static str,
     scenario: &'static str,
@@ -132,7 +135,97 @@ const ROWS: &[Row] = &[
     },
 ];
 
-const SERVERS: [&str; 3] = ["roomd", "node", "limit"];
+/// The rows of the TLS table: the main table's full-speed fanout and idle
+/// rows (by index into [`ROWS`]), then the handshakes scenario's.
+const TLS_ROWS: &[Row] = &[
+    ROWS[0],
+    ROWS[1],
+    ROWS[2],
+    ROWS[3],
+    ROWS[13],
+    ROWS[14],
+    ROWS[16],
+    Row {
+        label: "handshakes: per second",
+        scenario: "handshakes",
+        mode: None,
+        key: "handshakes_per_s",
+    },
+    Row {
+        label: "  per second of server CPU",
+        scenario: "handshakes",
+        mode: None,
+        key: "handshakes_per_server_cpu_s",
+    },
+    Row {
+        label: "handshakes: connect to 101 p99 ms",
+        scenario: "handshakes",
+        mode: None,
+        key: "p99_ms",
+    },
+];
+
+/// Which servers a table compares, and which ratios it shows: (numerator
+/// column, denominator column, header).
+struct Layout {
+    rows: &'static [Row],
+    servers: [&'static str; 3],
+    ratios: [(usize, usize, &'static str); 2],
+}
+
+const MAIN: Layout = Layout {
+    rows: ROWS,
+    servers: ["roomd", "node", "limit"],
+    ratios: [(0, 1, "roomd/node"), (0, 2, "roomd/limit")],
+};
+
+const TLS: Layout = Layout {
+    rows: TLS_ROWS,
+    servers: ["roomd-tls", "roomd-plain", "node-tls"],
+    ratios: [(0, 1, "tls/plain"), (0, 2, "tls/node")],
+};
+
+/// One of issue #12's TLS targets: the figure `key` of roomd over TLS (a
+/// row of [`TLS_ROWS`]), as a ratio to column `against` (or by itself when
+/// `None`), at least or at most `bound`.
+struct Goal {
+    what: &'static str,
+    row: usize,
+    against: Option<usize>,
+    at_least: bool,
+    bound: f64,
+}
+
+const TLS_GOALS: &[Goal] = &[
+    Goal {
+        what: "fanout full speed, roomd TLS / roomd plaintext",
+        row: 0,
+        against: Some(1),
+        at_least: true,
+        bound: 0.4,
+    },
+    Goal {
+        what: "fanout full speed, roomd TLS / Node TLS",
+        row: 0,
+        against: Some(2),
+        at_least: true,
+        bound: 10.0,
+    },
+    Goal {
+        what: "idle, roomd TLS server memory KiB per connection",
+        row: 6,
+        against: None,
+        at_least: false,
+        bound: 8.0,
+    },
+    Goal {
+        what: "TLS handshakes/s, roomd / Node",
+        row: 7,
+        against: Some(2),
+        at_least: true,
+        bound: 3.0,
+    },
+];
 
 /// Width of the first column.
 const LABEL_W: usize = 44;
@@ -154,9 +247,9 @@ fn runs_of<'a>(runs: &'a [Value], row: &Row) -> Vec<&'a Value> {
 }
 
 /// The first row of each scenario (and mode), in table order.
-fn scenarios() -> Vec<&'static Row> {
+fn scenarios(rows: &'static [Row]) -> Vec<&'static Row> {
     let mut firsts: Vec<&Row> = Vec::new();
-    for row in ROWS {
+    for row in rows {
         if !firsts
             .iter()
             .any(|f| f.scenario == row.scenario && f.mode == row.mode)
@@ -221,23 +314,72 @@ fn fmt(v: f64) -> String {
 /// The table as text; a figure most of whose runs were client-bound is
 /// marked `*`.
 pub fn table(dir: &Path) -> String {
-    let runs: Vec<Vec<Value>> = SERVERS.iter().map(|s| load(dir, s)).collect();
+    render(dir, &MAIN).0
+}
+
+/// The TLS table (roomd over TLS, roomd plaintext, Node over TLS, from
+/// `DIR/{roomd-tls,roomd-plain,node-tls}.jsonl`), then each of issue
+/// #12's TLS targets with the figure and whether it is met.
+pub fn tls_table(dir: &Path) -> String {
+    let (mut out, cells) = render(dir, &TLS);
+    out += "\ntargets (roomd over TLS; the same ratio per second of server CPU in brackets):\n";
+    for goal in TLS_GOALS {
+        let value = |row: usize| -> Option<f64> {
+            let mine = cells[row][0].as_ref()?.value;
+            match goal.against {
+                None => Some(mine),
+                Some(col) => {
+                    let theirs = cells[row][col].as_ref()?.value;
+                    (theirs != 0.0).then(|| mine / theirs)
+                }
+            }
+        };
+        let (op, verdict) = match value(goal.row) {
+            None => (
+                if goal.at_least { ">=" } else { "<=" },
+                "no figure".to_string(),
+            ),
+            Some(v) => {
+                let met = if goal.at_least {
+                    v >= goal.bound
+                } else {
+                    v <= goal.bound
+                };
+                let per_cpu = match (goal.against, TLS_ROWS.get(goal.row + 1)) {
+                    (Some(_), Some(next)) if next.key.ends_with("_per_server_cpu_s") => {
+                        value(goal.row + 1).map_or(String::new(), |c| format!(" ({c:.2})"))
+                    }
+                    _ => String::new(),
+                };
+                (
+                    if goal.at_least { ">=" } else { "<=" },
+                    format!("{v:.2}{per_cpu}: {}", if met { "met" } else { "NOT met" }),
+                )
+            }
+        };
+        out += &format!("  {} {op} {}: {verdict}\n", goal.what, goal.bound);
+    }
+    out
+}
+
+/// The table for `layout` and its cells (per row, per server).
+fn render(dir: &Path, layout: &Layout) -> (String, Vec<Vec<Option<Cell>>>) {
+    let runs: Vec<Vec<Value>> = layout.servers.iter().map(|s| load(dir, s)).collect();
+    let [(_, _, r0), (_, _, r1)] = layout.ratios;
+    let (w0, w1) = (r0.len().max(10), r1.len().max(10));
+    let [s0, s1, s2] = layout.servers;
     let mut out = format!(
-        "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} | {:>10} | {:>11} |\n|{}|{}|{}|{}|{}|{}|\n",
+        "| {:<LABEL_W$} | {s0:>11} | {s1:>11} | {s2:>11} | {r0:>w0$} | {r1:>w1$} |\n|{}|{}|{}|{}|{}|{}|\n",
         "figure",
-        "roomd",
-        "node",
-        "limit",
-        "roomd/node",
-        "roomd/limit",
         "-".repeat(LABEL_W + 2),
         "-".repeat(13),
         "-".repeat(13),
         "-".repeat(13),
-        "-".repeat(12),
-        "-".repeat(13)
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2)
     );
-    for row in ROWS {
+    let mut all = Vec::new();
+    for row in layout.rows {
         let cells: Vec<Option<Cell>> = runs
             .iter()
             .map(|r| cell(&runs_of(r, row), row.key))
@@ -246,33 +388,34 @@ pub fn table(dir: &Path) -> String {
             None => "-".to_string(),
             Some(c) => format!("{}{}", fmt(c.value), if c.bound { "*" } else { "" }),
         };
-        let ratio = |a: &Option<Cell>, b: &Option<Cell>| match (a, b) {
+        let ratio = |(a, b, _): (usize, usize, &str)| match (&cells[a], &cells[b]) {
             (Some(a), Some(b)) if b.value != 0.0 => format!("{:.2}", a.value / b.value),
             _ => "-".to_string(),
         };
         out += &format!(
-            "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} | {:>10} | {:>11} |\n",
+            "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} | {:>w0$} | {:>w1$} |\n",
             row.label,
             show(&cells[0]),
             show(&cells[1]),
             show(&cells[2]),
-            ratio(&cells[0], &cells[1]),
-            ratio(&cells[0], &cells[2]),
+            ratio(layout.ratios[0]),
+            ratio(layout.ratios[1]),
         );
+        all.push(cells);
     }
     out += "(each cell is the median over its runs; * = most of them client-bound:\n";
     out += " the load generator used over 80% of its core)\n";
-    out += &run_counts(&runs);
+    out += &run_counts(&runs, layout);
     out += "\n";
-    out += &cpu_table(&runs);
-    out
+    out += &cpu_table(&runs, layout);
+    (out, all)
 }
 
 /// One line: how many runs each scenario had per server, e.g. `idle: 3`,
 /// or `idle: 3/2/3` (roomd/node/limit) when the servers differ.
-fn run_counts(runs: &[Vec<Value>]) -> String {
+fn run_counts(runs: &[Vec<Value>], layout: &Layout) -> String {
     let mut parts = Vec::new();
-    for row in scenarios() {
+    for row in scenarios(layout.rows) {
         let counts: Vec<usize> = runs.iter().map(|r| runs_of(r, row).len()).collect();
         let label = scenario_label(row);
         if counts.iter().all(|&c| c == 0) {
@@ -285,7 +428,7 @@ fn run_counts(runs: &[Vec<Value>]) -> String {
             parts.push(format!(
                 "{label}: {} ({})",
                 each.join("/"),
-                SERVERS.join("/")
+                layout.servers.join("/")
             ));
         }
     }
@@ -294,19 +437,17 @@ fn run_counts(runs: &[Vec<Value>]) -> String {
 
 /// Where each scenario spent its CPU: server / generator, % of one core
 /// (medians over the runs).
-fn cpu_table(runs: &[Vec<Value>]) -> String {
+fn cpu_table(runs: &[Vec<Value>], layout: &Layout) -> String {
+    let [s0, s1, s2] = layout.servers;
     let mut out = format!(
-        "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} |\n|{}|{}|{}|{}|\n",
+        "| {:<LABEL_W$} | {s0:>11} | {s1:>11} | {s2:>11} |\n|{}|{}|{}|{}|\n",
         "cpu % of a core: server / generator",
-        "roomd",
-        "node",
-        "limit",
         "-".repeat(LABEL_W + 2),
         "-".repeat(13),
         "-".repeat(13),
         "-".repeat(13)
     );
-    for row in scenarios() {
+    for row in scenarios(layout.rows) {
         let cells: Vec<String> = runs
             .iter()
             .map(|r| {
@@ -431,6 +572,38 @@ mod tests {
             .map(str::trim)
             .collect();
         assert_eq!(&cpu[2..5], ["60 / 90", "95 / 55", "61 / 50"], "{t}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_table_checks_the_targets() {
+        let dir = scratch("tls");
+        let fanout = |rate: f64| {
+            format!(r#"{{"scenario":"fanout","mode":"full","deliveries_per_s":{rate}}}"#)
+        };
+        let idle = |kib: f64| format!(r#"{{"scenario":"idle","rss_per_conn_kib":{kib}}}"#);
+        let hs = |rate: f64| format!(r#"{{"scenario":"handshakes","handshakes_per_s":{rate}}}"#);
+        let write = |name: &str, lines: &[String]| {
+            std::fs::write(dir.join(format!("{name}.jsonl")), lines.join("\n")).unwrap()
+        };
+        write("roomd-tls", &[fanout(3e6), idle(9.5), hs(3000.0)]);
+        write("roomd-plain", &[fanout(6e6), idle(1.8), hs(20000.0)]);
+        write("node-tls", &[fanout(1e5), idle(40.0), hs(1200.0)]);
+        let t = tls_table(&dir);
+        assert!(
+            t.contains("|   roomd-tls | roomd-plain |    node-tls |"),
+            "{t}"
+        );
+        let fan = line(&t, "fanout 1000x1 64B full: deliveries/s");
+        assert!(fan.contains(" 0.50 ") && fan.contains(" 30.00 "), "{fan}");
+        assert!(
+            t.contains("roomd TLS / roomd plaintext >= 0.4: 0.50: met"),
+            "{t}"
+        );
+        assert!(t.contains("roomd TLS / Node TLS >= 10: 30.00: met"), "{t}");
+        assert!(t.contains("KiB per connection <= 8: 9.50: NOT met"), "{t}");
+        assert!(t.contains("roomd / Node >= 3: 2.50: NOT met"), "{t}");
+        assert!(t.contains("handshakes: 1"), "{t}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,10 +3,13 @@
 
 use roomd_bench::args::Args;
 use roomd_bench::report;
-use roomd_bench::scenario::{Target, crowd, fanout, relay};
+use roomd_bench::scenario::{Target, crowd, fanout, handshakes, relay};
 
-const USAGE: &str = "usage: roomd-bench fanout|relay|idle|storm [options]
-common:  --addr HOST:PORT (127.0.0.1:8080)  --label NAME  --server-pid PID
+const USAGE: &str = "usage: roomd-bench fanout|relay|idle|storm|handshakes [options]
+common:  --addr HOST:PORT (127.0.0.1:8080; ws://HOST:PORT, or wss://HOST:PORT for TLS)
+         --tls-ca PEM (with wss://: the CA to trust)  --tls-name NAME (the IP)
+         --tls-kx X25519[,...] (key exchange groups offered; rustls' defaults)
+         --label NAME  --server-pid PID
          --src 127.0.0.2-9 (spread connections over source addresses)
 fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 256
          --rate MSGS_PER_S (fixed offered rate; default full speed) --path /stream
@@ -14,7 +17,9 @@ relay:   --pairs 100 --duration 10 --path /signal
 idle:    --conns 1000 --room-size 10 --in-flight 256 --hold 2 --timeout 30
          --shard i/n --sync-dir DIR (split over processes) --path /stream
 storm:   --conns 1000 --room-size 10 --timeout 30 --path /stream
-report:  --dir DIR (prints the table from DIR/{roomd,node,limit}.jsonl)";
+handshakes: --in-flight 64 --duration 5 --path /stream (connect, upgrade, reset)
+report:  --dir DIR (prints the table from DIR/{roomd,node,limit}.jsonl)
+         --tls (the TLS table from DIR/{roomd-tls,roomd-plain,node-tls}.jsonl)";
 
 fn main() {
     let mut argv = std::env::args().skip(1);
@@ -30,8 +35,14 @@ fn main() {
             "relay" => relay::run(&target, &relay::Config::from_args(&args)?),
             "idle" => crowd::run_idle(&target, &crowd::Config::from_args(&args)?),
             "storm" => crowd::run_storm(&target, &crowd::Config::from_args(&args)?),
+            "handshakes" => handshakes::run(&target, &handshakes::Config::from_args(&args)?),
             "report" => {
-                print!("{}", report::table(args.str("dir").unwrap_or(".").as_ref()));
+                let dir = args.str("dir").unwrap_or(".").as_ref();
+                if args.str("tls").is_some() {
+                    print!("{}", report::tls_table(dir));
+                } else {
+                    print!("{}", report::table(dir));
+                }
                 return Ok(());
             }
             _ => Err(USAGE.to_string()),

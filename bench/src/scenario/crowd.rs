@@ -218,7 +218,7 @@ pub fn run_idle(target: &Target, cfg: &Config) -> Result<Summary, String> {
     );
     let pid = target.server_pid.as_deref();
     let rss_before = pid.and_then(rss_kib);
-    let mut net = Net::new(range.len()).map_err(|e| e.to_string())?;
+    let mut net = Net::new(range.len(), target.tls.clone()).map_err(|e| e.to_string())?;
     let mut crowd = Crowd::new(cfg);
     let go = sync_file(cfg, "go");
     if let Some(go) = &go {
@@ -339,7 +339,7 @@ pub fn run_storm(target: &Target, cfg: &Config) -> Result<Summary, String> {
         "storm [{}] {n} connections in rooms of {}: reset all, reconnect all",
         target.label, cfg.room_size
     );
-    let mut net = Net::new(n).map_err(|e| e.to_string())?;
+    let mut net = Net::new(n, target.tls.clone()).map_err(|e| e.to_string())?;
     let mut crowd = Crowd::new(cfg);
     let start = now_us();
     crowd.connect_all(&mut net, target, cfg.in_flight, start + cfg.timeout_us)?;

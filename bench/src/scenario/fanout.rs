@@ -159,7 +159,7 @@ impl Handler for Fanout<'_> {
 /// Runs the scenario against `target` and prints its lines.
 pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let total = cfg.subs + cfg.pubs;
-    let mut net = Net::new(total).map_err(|e| e.to_string())?;
+    let mut net = Net::new(total, target.tls.clone()).map_err(|e| e.to_string())?;
     let full_speed = cfg.rate <= 0.0;
     let mode = if full_speed {
         format!("full speed, window {}", cfg.window)
@@ -201,7 +201,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     };
 
     // Join everyone, at most 256 handshakes in flight.
-    let setup_deadline = now_us() + 60_000_000;
+    let setup_deadline = now_us() + 120_000_000;
     let mut started = 0;
     while f.joined < total {
         while started < total && started - f.joined.min(started) < 256 {

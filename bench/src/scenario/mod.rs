@@ -3,9 +3,11 @@
 
 pub mod crowd;
 pub mod fanout;
+pub mod handshakes;
 pub mod relay;
 
 use crate::args::Args;
+use crate::net::TlsClient;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,16 +21,41 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     /// A label for the output (`roomd`, `node`, `limit`).
     pub label: String,
+    /// For a `wss://` address: the TLS client every connection uses.
+    pub tls: Option<TlsClient>,
 }
 
 impl Target {
-    /// Reads `--addr`, `--server-pid`, `--src A-B` and `--label`.
+    /// Reads `--addr` (`HOST:PORT`, `ws://HOST:PORT` or `wss://HOST:PORT`),
+    /// `--tls-ca PEM` (the certificates a `wss://` server's must chain to;
+    /// required with `wss://`), `--tls-name` (the name the certificate must
+    /// carry; the address's IP by default), `--tls-kx` (key exchange
+    /// groups to offer, comma-separated, e.g. `X25519`; rustls' defaults
+    /// otherwise), `--server-pid`, `--src A-B` and `--label`.
     pub fn from_args(args: &Args) -> Result<Target, String> {
-        let addr = args
-            .str("addr")
-            .unwrap_or("127.0.0.1:8080")
+        let spec = args.str("addr").unwrap_or("127.0.0.1:8080");
+        let (secure, host_port) = if let Some(rest) = spec.strip_prefix("wss://") {
+            (true, rest)
+        } else {
+            (false, spec.strip_prefix("ws://").unwrap_or(spec))
+        };
+        let addr: SocketAddr = host_port
+            .trim_end_matches('/')
             .parse()
-            .map_err(|e| format!("--addr: {e}"))?;
+            .map_err(|e| format!("--addr {spec:?}: {e}"))?;
+        let tls = match (secure, args.str("tls-ca")) {
+            (false, None) => None,
+            (false, Some(_)) => return Err("--tls-ca needs a wss:// --addr".into()),
+            (true, None) => return Err("a wss:// --addr needs --tls-ca PEM".into()),
+            (true, Some(ca)) => {
+                let ip = addr.ip().to_string();
+                let name = args.str("tls-name").unwrap_or(&ip);
+                let kx: Vec<&str> = args
+                    .str("tls-kx")
+                    .map_or(Vec::new(), |k| k.split(',').collect());
+                Some(TlsClient::new(ca.as_ref(), name, &kx)?)
+            }
+        };
         let sources = match args.str("src") {
             None => Vec::new(),
             Some(spec) => parse_sources(spec)?,
@@ -38,6 +65,7 @@ impl Target {
             server_pid: args.str("server-pid").map(str::to_string),
             sources,
             label: args.str("label").unwrap_or("server").to_string(),
+            tls,
         })
     }
 

@@ -123,7 +123,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         cfg.pairs,
         cfg.duration_us as f64 / 1e6
     );
-    let mut net = Net::new(2 * cfg.pairs).map_err(|e| e.to_string())?;
+    let mut net = Net::new(2 * cfg.pairs, target.tls.clone()).map_err(|e| e.to_string())?;
     let mut r = Relay {
         pairs: (0..cfg.pairs)
             .map(|_| Pair {
