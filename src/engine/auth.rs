@@ -60,7 +60,7 @@ pub struct AuthPolicy {
 }
 
 /// A connection's identity and when it is closed for expiry.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ConnAuth {
     /// The verified identity.
     pub identity: Identity,

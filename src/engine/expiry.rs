@@ -9,6 +9,7 @@
 use super::auth::AuthPolicy;
 use super::timers::deadline;
 use super::{ConnId, EngineConfig};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// When a connection whose token says `exp` (seconds since the epoch) is
@@ -19,7 +20,7 @@ pub(crate) fn close_at(config: &EngineConfig, policy: AuthPolicy, exp_secs: u64)
 }
 
 /// The pending expiry closes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Expiries {
     due: BTreeSet<(u64, ConnId)>,
 }

@@ -8,10 +8,11 @@
 
 use super::timers::deadline;
 use super::{ConnId, EngineConfig};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// A connection's heartbeat state.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Liveness {
     /// A ping was sent and the peer has sent nothing since.
     awaiting: bool,
@@ -34,7 +35,7 @@ pub(crate) enum Due {
 }
 
 /// The queue of heartbeat deadlines.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Heartbeats {
     /// `(deadline, connection, open serial)`, in deadline order.
     queue: VecDeque<(u64, ConnId, u64)>,

@@ -54,6 +54,7 @@ mod presence;
 mod rate_limit;
 pub mod rng;
 mod route;
+mod saved;
 mod scratch;
 mod signal;
 mod stats;
@@ -64,6 +65,7 @@ mod conn_map;
 pub use auth::AuthPolicy;
 pub use cluster::{BusCommand, BusInput, BusReply, ClusterPolicy, ClusterStats};
 pub use conn_map::{ConnMap, IdHasher};
+pub use saved::{STATE_VERSION, STATE_VERSIONS};
 pub use stats::{ProtocolStats, RouteStats, Stats};
 
 /// A connection's engine id, assigned by the caller and never reused.
@@ -239,7 +241,7 @@ impl Default for EngineConfig {
 }
 
 /// An open connection as the engine knows it.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Conn {
     /// Index into `Engine::routes`.
     route: usize,
@@ -252,8 +254,9 @@ struct Conn {
     auth: Option<ConnAuth>,
 }
 
-/// The engine. See the crate docs for the run loop.
-#[derive(Debug)]
+/// The engine. See the crate docs for the run loop. Its whole state
+/// serialises ([`Self::save`]), for a live upgrade.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Engine {
     config: EngineConfig,
     seed: u64,

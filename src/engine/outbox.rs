@@ -8,12 +8,15 @@ use crate::protocol::auth::{ANY_NEW_ROOM, not_allowed_in_room};
 use crate::protocol::timestamp::format_ts;
 use crate::protocol::token::Identity;
 use crate::protocol::{Encode, ErrorMessage, Protocol};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Queued outputs, counters and the formatted-timestamp cache.
-#[derive(Debug)]
+/// Queued outputs, counters and the formatted-timestamp cache. Saved
+/// without the outputs (drained after every input) and the cache.
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Outbox {
     /// Outputs not yet drained.
+    #[serde(skip)]
     pub outputs: Vec<Output>,
     /// The counters, indexed by [`Protocol::index`].
     pub per_protocol: [ProtocolStats; 5],
@@ -23,7 +26,9 @@ pub(crate) struct Outbox {
     /// dropped, those nodes send them.
     pub node: u32,
     /// `ts` is the `TS` of `ts_ms` (empty before the first use).
+    #[serde(skip)]
     ts_ms: u64,
+    #[serde(skip)]
     ts: String,
 }
 

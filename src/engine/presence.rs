@@ -29,14 +29,9 @@ pub(crate) struct PresenceRoute {
     connection_ids: HashSet<String>,
     /// When the next `stats:` line is due (while there are connections):
     /// one interval after the first connection, then every interval.
-    ///
-    /// A per-process log timer, not shared state: not in a snapshot. A
-    /// restored route has 0 here, so with connections its line is due at
-    /// once: the first `timeout` after the restore logs one line and
-    /// schedules the next an interval later (one line, never a burst: every
-    /// firing moves the deadline past `now`). It produces no outputs, so
-    /// only [`super::Engine::poll_timeout`] can differ (an early wake-up).
-    #[serde(skip)]
+    /// Saved with the route, so a live upgrade keeps the schedule; a
+    /// cluster node loading another's replica takes that node's (a log
+    /// line's timing, no output).
     next_stats_ms: u64,
 }
 

@@ -1,6 +1,7 @@
 //! Per-connection token bucket rate limiting.
 
 use super::EngineConfig;
+use serde::{Deserialize, Serialize};
 
 /// Thousandths of a token: one message costs [`COST`].
 const COST: u64 = 1000;
@@ -21,7 +22,7 @@ pub(crate) enum Verdict {
 
 /// A token bucket of `rate_limit_burst` messages refilled at
 /// `rate_limit_per_sec` (see [`EngineConfig`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TokenBucket {
     /// Available thousandths of a token.
     tokens: u64,

@@ -2,10 +2,10 @@
 //! them: per protocol (summed over its routes) and per route.
 
 use crate::protocol::Protocol;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Counters for one protocol (summed over all its routes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtocolStats {
     /// Open connections now.
     pub connections: u64,

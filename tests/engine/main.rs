@@ -12,6 +12,7 @@ mod identity;
 mod model;
 mod presence;
 mod replay_cli;
+mod saved;
 mod scratch;
 mod signal;
 mod stream;

@@ -27,7 +27,7 @@ pub(crate) struct Member {
 }
 
 /// Where the node stands.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Phase {
     /// Redis is not reachable, or the node is registering and subscribing.
     Joining,
@@ -44,7 +44,7 @@ enum Phase {
 }
 
 /// A command waiting for its reply.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Pending {
     Register,
     Heartbeat,
@@ -62,7 +62,7 @@ enum Pending {
 
 /// This node's cluster state, besides the routes it shares with the
 /// single-process engine.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Cluster {
     policy: ClusterPolicy,
     /// Redis is reachable.
@@ -587,7 +587,7 @@ impl Engine {
                 return self.start_sync(now);
             }
         };
-        self.restore(snapshot);
+        self.load_replica(snapshot);
         let mut next = at + 1;
         for (seq, event) in buffered {
             if seq < next {

@@ -64,7 +64,7 @@ impl Engine {
     /// (the node's connections point at them): a route the snapshot has
     /// takes its state, one it lacks is emptied, one only it has is
     /// added.
-    pub(crate) fn restore(&mut self, snapshot: Snapshot) {
+    pub(crate) fn load_replica(&mut self, snapshot: Snapshot) {
         self.reset_replica();
         let mut index = Vec::with_capacity(snapshot.routes.len());
         for route in snapshot.routes {
