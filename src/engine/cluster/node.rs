@@ -153,7 +153,9 @@ impl Cluster {
     /// When the node next has something due.
     pub fn next_timeout(&self) -> Option<u64> {
         let sync = match &self.phase {
-            Phase::Syncing { since_ms, .. } => Some(since_ms + self.sync_patience_ms()),
+            Phase::Syncing { since_ms, .. } => {
+                Some(since_ms.saturating_add(self.sync_patience_ms()))
+            }
             _ => None,
         };
         let heartbeat =
@@ -277,7 +279,8 @@ impl Engine {
                 let Ok(first) = first.parse::<u64>() else {
                     return log::warn!("cluster: malformed message ignored: {payload:.80}");
                 };
-                for (seq, json) in (first..).zip(events.split('\n')) {
+                for (i, json) in (0..).zip(events.split('\n')) {
+                    let seq = first.saturating_add(i);
                     match serde_json::from_str(json) {
                         Ok(event) => self.delivered(now, seq, event),
                         // Skipped, and seen as a gap by what follows.
@@ -297,7 +300,7 @@ impl Engine {
         let Some(cluster) = self.cluster.as_deref_mut() else {
             return;
         };
-        cluster.next_heartbeat_ms = now + cluster.policy.heartbeat_ms();
+        cluster.next_heartbeat_ms = now.saturating_add(cluster.policy.heartbeat_ms());
         if self.node == 0 {
             return;
         }
@@ -484,7 +487,7 @@ impl Engine {
         if cluster.up && cluster.next_heartbeat_ms <= now {
             if self.node == 0 {
                 if let Some(c) = self.cluster_mut() {
-                    c.next_heartbeat_ms = now + c.policy.heartbeat_ms();
+                    c.next_heartbeat_ms = now.saturating_add(c.policy.heartbeat_ms());
                 }
                 self.register();
             } else {
@@ -501,7 +504,7 @@ impl Engine {
             return;
         };
         if let Phase::Syncing { since_ms, .. } = cluster.phase
-            && since_ms + cluster.sync_patience_ms() <= now
+            && since_ms.saturating_add(cluster.sync_patience_ms()) <= now
         {
             log::warn!("cluster: no state received; asking again");
             self.start_sync(now);
@@ -524,7 +527,7 @@ impl Engine {
                     log::warn!("cluster: events {}..{seq} missed; resynchronising", *next);
                     return self.start_sync(now);
                 }
-                *next += 1;
+                *next = next.saturating_add(1);
                 self.apply(now, seq, event);
             }
             Phase::Syncing {
@@ -536,7 +539,9 @@ impl Engine {
                 match event {
                     Event::Sync { node, alone: true } if node == me => {
                         let buffered = std::mem::take(buffer);
-                        cluster.phase = Phase::Ready { next: seq + 1 };
+                        cluster.phase = Phase::Ready {
+                            next: seq.saturating_add(1),
+                        };
                         log::info!("cluster: no other node has the state; going on from ours");
                         for (s, e) in buffered {
                             self.apply(now, s, e);
@@ -588,7 +593,7 @@ impl Engine {
             }
         };
         self.load_replica(snapshot);
-        let mut next = at + 1;
+        let mut next = at.saturating_add(1);
         for (seq, event) in buffered {
             if seq < next {
                 continue;
@@ -597,7 +602,7 @@ impl Engine {
                 log::warn!("cluster: events missed while synchronising; asking again");
                 return self.start_sync(now);
             }
-            next += 1;
+            next = next.saturating_add(1);
             self.apply(now, seq, event);
         }
         if let Some(c) = self.cluster_mut() {
@@ -711,6 +716,9 @@ impl Engine {
         at: u64,
     ) {
         let mine = node_of(conn) == self.node;
+        if self.cluster.as_deref().is_some_and(|c| c.members.contains_key(&conn)) {
+            return log::warn!("cluster: second open of {conn:?} ignored");
+        }
         let route = self.route_index_for(path, protocol);
         if self.routes[route].protocol != protocol {
             if mine {

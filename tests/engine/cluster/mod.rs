@@ -11,7 +11,9 @@ mod bus;
 use bus::Cluster;
 use proptest::prelude::*;
 use roomd::engine::cluster::{Event, global, local_of, node_of};
-use roomd::engine::{ClusterPolicy, ConnId, Engine, EngineConfig, Input, Output};
+use roomd::engine::{
+    BusInput, BusReply, ClusterPolicy, ConnId, Engine, EngineConfig, Input, Output,
+};
 use roomd::fuzzing::templates::{Context, NAMES, template};
 use roomd::protocol::Protocol;
 use std::collections::BTreeMap;
@@ -498,5 +500,82 @@ proptest! {
         }
         w.cluster.settle(w.now);
         check_against_one_engine(&w);
+    }
+}
+
+/// Whatever Redis says, however wrong.
+fn hostile_input() -> impl Strategy<Value = BusInput> {
+    let node = prop_oneof![0..4u32, any::<u32>()];
+    let conn = (0..4u32, 0..6u64).prop_map(|(n, c)| global(n, ConnId(c)));
+    let path = prop::sample::select(vec!["/chat", "/presence", "/stream", "/x"]);
+    let protocol = prop::sample::select(Protocol::ALL.to_vec());
+    let event = prop_oneof![
+        (conn.clone(), protocol, path, any::<u64>()).prop_map(|(conn, protocol, path, now)| {
+            Event::Open {
+                conn,
+                protocol,
+                path: path.into(),
+                query: "userId=x".into(),
+                identity: None,
+                now,
+            }
+        }),
+        (conn.clone(), "[ -~]{0,40}", any::<u64>()).prop_map(|(conn, text, now)| Event::Text {
+            conn,
+            text,
+            now
+        }),
+        (conn, any::<u64>()).prop_map(|(conn, now)| Event::Close { conn, now }),
+        (node.clone(), any::<u64>()).prop_map(|(node, now)| Event::Gone { node, now }),
+        (node.clone(), any::<bool>()).prop_map(|(node, alone)| Event::Sync { node, alone }),
+        (node, any::<u64>()).prop_map(|(node, at)| Event::Stored { node, at }),
+    ];
+    let seq = prop_oneof![0..40u64, any::<u64>()];
+    let message = prop_oneof![
+        (seq.clone(), prop::collection::vec(event, 1..4)).prop_map(|(seq, events)| {
+            let events: Vec<String> = events.iter().map(Event::encode).collect();
+            format!("{seq} {}", events.join("\n"))
+        }),
+        "[ -~\n]{0,60}".prop_map(|s| s),
+    ];
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(BusReply::Int),
+        prop::sample::select(vec!["ok", "fenced", "restarted", "e", "{}", "[]"])
+            .prop_map(|s| BusReply::Text(s.into())),
+        Just(BusReply::Nil),
+        Just(BusReply::Failed),
+        Just(BusReply::Error("FENCED node not registered".into())),
+    ];
+    let reply = leaf.prop_recursive(2, 8, 4, |inner| {
+        prop::collection::vec(inner, 0..5).prop_map(BusReply::Array)
+    });
+    prop_oneof![
+        1 => Just(BusInput::Up),
+        1 => Just(BusInput::Down),
+        1 => Just(BusInput::Subscribed),
+        4 => (0..40u64, reply).prop_map(|(id, reply)| BusInput::Reply { id, reply }),
+        6 => message.prop_map(|payload| BusInput::Message { payload }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A node with clients, then anything at all from Redis: no panic,
+    /// and its tables stay consistent.
+    #[test]
+    fn nothing_redis_says_breaks_a_node(inputs in prop::collection::vec(hostile_input(), 1..60)) {
+        let mut w = World::new(2);
+        w.open(0, 2, "alice");
+        w.open(0, 3, "");
+        w.open(1, 4, "");
+        w.cluster.settle(w.now);
+        for input in inputs {
+            w.now += 7;
+            w.cluster.input(0, w.now, Input::Bus(input));
+            w.cluster.input(0, w.now, Input::Timeout);
+            let engine = &w.cluster.nodes[0].engine;
+            prop_assert!(engine.check_invariants().is_ok(), "{:?}", engine.check_invariants());
+        }
     }
 }
