@@ -165,3 +165,61 @@ pub fn http_request(data: &[u8]) {
     );
     let _ = crate::protocol::presence::user_id_from_query(&request.query);
 }
+
+/// `bus`: a cluster node that has joined (one node, alone) and has
+/// connections on every protocol, then the input as what Redis says:
+/// each line a [`BusInput`](crate::engine::BusInput) in JSON, or, if it is
+/// not one, the payload of an event message. The node's tables must stay
+/// consistent after each.
+pub fn bus(data: &[u8]) {
+    use crate::engine::{BusInput, BusReply, ClusterPolicy, Engine, Input};
+    let mut engine = Engine::new(
+        EngineConfig {
+            cluster: Some(ClusterPolicy {
+                node_timeout_ms: 1_000,
+            }),
+            ..config()
+        },
+        SEED,
+    );
+    let mut now = 1_000_000;
+    let joining = [
+        BusInput::Up,
+        BusInput::Reply {
+            id: 1,
+            reply: BusReply::Array(vec![BusReply::Int(1), BusReply::Text("e".into())]),
+        },
+        BusInput::Subscribed,
+        BusInput::Message {
+            payload: r#"1 {"e":"sync","node":1,"alone":true}"#.into(),
+        },
+    ];
+    for input in joining {
+        engine.handle(now, Input::Bus(input));
+    }
+    assert!(engine.accepting(), "the node joined");
+    for (conn, (path, protocol)) in crate::protocol::DEFAULT_ROUTES.into_iter().enumerate() {
+        let input = Input::Open {
+            conn: ConnId(conn as u64 + 1),
+            protocol,
+            path: path.into(),
+            query: "userId=lobby".into(),
+            peer: None,
+            identity: None,
+        };
+        engine.handle(now, input);
+    }
+    let _ = engine.drain_outputs().count();
+    for line in String::from_utf8_lossy(data).split('\n') {
+        let input = serde_json::from_str(line).unwrap_or_else(|_| BusInput::Message {
+            payload: line.to_string(),
+        });
+        now += 100;
+        engine.handle(now, Input::Bus(input));
+        engine.handle(now, Input::Timeout);
+        let _ = engine.drain_outputs().count();
+        if let Err(e) = engine.check_invariants() {
+            panic!("{e}");
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 7] = [
+const TARGETS: [(&str, Body); 8] = [
     ("engine", fuzzing::engine),
     ("protocol_messages", fuzzing::protocol_messages),
     ("journal", fuzzing::journal),
@@ -18,6 +18,7 @@ const TARGETS: [(&str, Body); 7] = [
     ("websocket", fuzzing::websocket),
     ("token", fuzzing::token),
     ("resp", fuzzing::resp),
+    ("bus", fuzzing::bus),
 ];
 
 fn root() -> PathBuf {
