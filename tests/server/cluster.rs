@@ -2,7 +2,7 @@
 //! several `roomd` binaries on it, clients spread over the nodes
 //! (CLUSTER.md "How it is tested").
 
-use crate::live::binary::{KillOnDrop, roomd, spawn};
+use crate::live::binary::{KillOnDrop, next_line, roomd, spawn};
 use crate::live::redis::{RedisServer, TestClient};
 use crate::live::{Client, TIMEOUT, eventually_within, http, try_ws_at, ws_at};
 use roomd::engine::BusCommand;
@@ -674,6 +674,17 @@ fn a_paused_node_wakes_fenced_and_serves_again() {
     eventually_within(Duration::from_secs(3), "the woken node to serve", || {
         a.health().0 == 200
     });
+    // It joined again once, under one new number.
+    next_line(&a.log, "was removed");
+    let mut joins = 0;
+    loop {
+        let line = next_line(&a.log, "cluster: ");
+        joins += usize::from(line.contains("joined as node"));
+        if line.contains("state loaded") || line.contains("going on from ours") {
+            break;
+        }
+    }
+    assert_eq!(joins, 1, "registered again once");
     // Nobody came back, nobody left twice.
     nothing_more_presence(&mut bob, "bob after the node woke");
     nothing_more(&mut bo, "Bo after the node woke");
