@@ -486,10 +486,18 @@ impl Engine {
         };
         if cluster.up && cluster.next_heartbeat_ms <= now {
             if self.node == 0 {
+                let registering = cluster
+                    .pending
+                    .values()
+                    .any(|p| matches!(p, Pending::Register));
                 if let Some(c) = self.cluster_mut() {
                     c.next_heartbeat_ms = now.saturating_add(c.policy.heartbeat_ms());
                 }
-                self.register();
+                // Asked again only once the last ask failed: two answers
+                // would be two node numbers, the first left to be reaped.
+                if !registering {
+                    self.register();
+                }
             } else {
                 self.heartbeat(now);
                 if matches!(

@@ -299,20 +299,21 @@ impl Machine {
         self.update_up(None);
     }
 
-    /// `which`'s socket is closed or failed (`why`, for the log).
+    /// `which`'s socket is closed or failed (`why`, for the log). The
+    /// other link is dropped with it: Redis is lost as a whole, so each
+    /// [`Event::Down`] is followed, once both are back, by
+    /// [`Event::Up`] and a fresh [`Event::Subscribed`] (a subscriber that
+    /// outlived the command link would never confirm again, and its owner
+    /// would wait for that to resynchronise).
     pub fn lost(&mut self, which: Which, why: &str, now: u64) {
         log::debug!("redis {which:?} connection lost: {why}");
-        match which {
-            Which::Commands => {
-                for sent in self.cmd.lost(now) {
-                    if let Sent::User(c) = sent {
-                        let reply = Err(Failure::Lost);
-                        self.events.push_back(Event::Reply { id: c.id, reply });
-                    }
-                }
+        for sent in self.cmd.lost(now) {
+            if let Sent::User(c) = sent {
+                let reply = Err(Failure::Lost);
+                self.events.push_back(Event::Reply { id: c.id, reply });
             }
-            Which::Subscriber => drop(self.sub.lost(now)),
         }
+        drop(self.sub.lost(now));
         self.update_up(Some(why));
     }
 

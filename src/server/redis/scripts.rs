@@ -9,7 +9,8 @@
 //! scored with the last heartbeat's time, Redis's own clock), `P:node_seq`
 //! (the last node number given), `P:epoch` (which Redis lifetime the
 //! registry is from), `P:synced` (set of nodes with a synchronised
-//! replica), `P:snap:N` (the snapshot stored for node N, for a minute).
+//! replica), `P:snap:N` (the snapshot stored for node N, for a minute),
+//! `P:beat` (the time of the last heartbeat of any node).
 
 use super::Script;
 use crate::engine::BusCommand;
@@ -58,11 +59,22 @@ return {{node, epoch}}
     ))
 });
 
-/// HEARTBEAT: KEYS `P:nodes`, `P:epoch`, `P:node_seq`; ARGV node, its
-/// epoch, a fresh epoch, the timeout in ms. See [`BusCommand::Heartbeat`].
+/// HEARTBEAT: KEYS `P:nodes`, `P:epoch`, `P:node_seq`, `P:beat`; ARGV
+/// node, its epoch, a fresh epoch, the timeout in ms. See
+/// [`BusCommand::Heartbeat`]. When no node at all has beaten for a
+/// timeout, Redis itself was paused or out of reach: every node was
+/// silent for that, not dead, so every entry starts afresh (else the first
+/// node back would reap all the others).
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(format!(
-        "{NOW}local epoch = redis.call('GET', KEYS[2])
+        "{NOW}local beat = tonumber(redis.call('GET', KEYS[4]) or '0')
+redis.call('SET', KEYS[4], now)
+if beat > 0 and now - beat > tonumber(ARGV[4]) then
+  for _, n in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    redis.call('ZADD', KEYS[1], now, n)
+  end
+end
+local epoch = redis.call('GET', KEYS[2])
 local status = 'ok'
 if epoch ~= ARGV[2] then
   if not epoch then
@@ -187,7 +199,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
             fresh_epoch,
         } => Call::Script(
             &HEARTBEAT,
-            vec![nodes, key("epoch"), key("node_seq")],
+            vec![nodes, key("epoch"), key("node_seq"), key("beat")],
             vec![
                 n(node),
                 epoch.into_bytes(),

@@ -163,6 +163,10 @@ fn a_lost_link_fails_what_was_sent_reconnects_and_resubscribes() {
     );
     m.submit(1, args(&["INCR", "n"]), 1);
     m.lost(Which::Commands, "reset", 2);
+    assert!(
+        !m.has_socket(Which::Subscriber),
+        "the subscriber is dropped with the commands"
+    );
     assert_eq!(
         events(&mut m),
         vec![

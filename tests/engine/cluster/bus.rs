@@ -31,6 +31,8 @@ pub struct Redis {
     pub synced: BTreeSet<u32>,
     pub seq: u64,
     pub snaps: HashMap<u32, String>,
+    /// The time of the last heartbeat of any node (0: none yet).
+    pub beat: u64,
     /// Every event published, in order.
     pub log: Vec<String>,
 }
@@ -212,6 +214,12 @@ impl Cluster {
                 epoch,
                 fresh_epoch,
             } => {
+                // No node beat for a timeout: Redis was out of reach, every
+                // entry starts afresh.
+                let last = std::mem::replace(&mut self.redis.beat, now);
+                if last > 0 && now.saturating_sub(last) > self.timeout_ms {
+                    self.redis.nodes.values_mut().for_each(|t| *t = now);
+                }
                 let mut status = "ok";
                 if self.redis.epoch.as_deref() != Some(&epoch) {
                     self.redis.epoch.get_or_insert(fresh_epoch);
