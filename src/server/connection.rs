@@ -5,7 +5,11 @@
 //! ([`Connection::interest`], [`Connection::deadline`]).
 //!
 //! A TLS connection has a rustls record layer between the socket and the
-//! rest ([`crate::server::tls`]); nothing above it knows.
+//! rest ([`crate::server::tls`]); nothing above it knows. It is rustls'
+//! unbuffered connection, with the bytes on either side of it held here
+//! only while there are any: an idle TLS connection holds no buffer
+//! (rustls' buffered `ServerConnection` keeps a 4 KiB read buffer for a
+//! connection's whole life).
 //!
 //! Nothing here touches the engine: the reactor does.
 
@@ -15,13 +19,17 @@ use crate::protocol::websocket::Codec;
 use crate::server::budget::Held;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::ServerConfig;
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 
-/// Plaintext handed to rustls per step of a flush: ciphertext of at most
-/// this much waits in rustls at a time, so the outbound queue (which the
+/// Plaintext encrypted per step of a flush: ciphertext of at most this
+/// much waits in the TLS layer at a time, so the outbound queue (which the
 /// budgets count) holds the rest.
 const TLS_PLAINTEXT_STEP: usize = 64 * 1024;
 
@@ -96,7 +104,7 @@ pub(crate) struct Flushed {
 pub(crate) struct Connection {
     stream: TcpStream,
     /// The TLS record layer, on a TLS listener's connection.
-    tls: Option<Box<ServerConnection>>,
+    tls: Option<Box<Tls>>,
     peer: SocketAddr,
     /// Distinguishes this connection from others that had the same key.
     serial: u64,
@@ -125,9 +133,9 @@ impl Connection {
         token: Token,
     ) -> io::Result<Connection> {
         let tls = match tls {
-            Some(config) => Some(Box::new(
-                ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?,
-            )),
+            Some(config) => Some(Box::new(Tls::new(
+                UnbufferedServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?,
+            ))),
             None => None,
         };
         registry.register(&mut stream, token, Interest::READABLE)?;
@@ -274,7 +282,7 @@ impl Connection {
         .min(buf.len());
         let outcome = match &mut self.tls {
             None => read_plain(&mut self.stream, &mut buf[..want]),
-            Some(tls) => read_tls(tls, &mut self.stream, &mut buf[..want]),
+            Some(tls) => tls.read(&mut self.stream, buf, want),
         };
         match outcome {
             // A peer that half-closes after its request still gets the
@@ -316,7 +324,7 @@ impl Connection {
         let mut flushed = Flushed::default();
         loop {
             if let Some(tls) = &mut self.tls
-                && !write_tls(tls, &mut self.stream)?
+                && !tls.send(&mut self.stream)?
             {
                 break;
             }
@@ -331,9 +339,12 @@ impl Connection {
             }
             let written = match &mut self.tls {
                 None => self.stream.write(unsent),
-                Some(tls) => tls
-                    .writer()
-                    .write(&unsent[..unsent.len().min(TLS_PLAINTEXT_STEP)]),
+                Some(tls) => match tls.encrypt(&unsent[..unsent.len().min(TLS_PLAINTEXT_STEP)]) {
+                    Ok(Some(n)) => Ok(n),
+                    // Before the handshake's end: the plaintext waits.
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                },
             };
             let n = match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -351,6 +362,9 @@ impl Connection {
         if !flushed.drained {
             flushed.queued = self.queued();
             return Ok(flushed);
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.release();
         }
         // Everything is out: an HTTP answer or a finished close handshake
         // ends the socket; a failed WebSocket's close frame is out, so the
@@ -379,10 +393,11 @@ impl Connection {
     /// Sends TLS's `close_notify` (if TLS) and FIN.
     fn end_writing(&mut self) {
         if let Some(tls) = &mut self.tls {
-            tls.send_close_notify();
-            if let Err(e) = write_tls(tls, &mut self.stream) {
+            tls.drive(Act::CloseNotify);
+            if let Err(e) = tls.send(&mut self.stream) {
                 log::debug!("{}: close_notify not sent: {e}", self.peer);
             }
+            tls.release();
         }
         let _ = self.stream.shutdown(Shutdown::Write);
     }
@@ -435,45 +450,321 @@ fn read_plain(stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
     }
 }
 
-/// Plaintext from a TLS connection: what rustls holds first, else records
-/// read from the socket and processed. rustls refuses more records while
-/// 16 KiB of plaintext waits, so plaintext is always drained first.
-fn read_tls(tls: &mut ServerConnection, stream: &mut TcpStream, buf: &mut [u8]) -> ReadOutcome {
-    loop {
-        match tls.reader().read(buf) {
-            // The peer's close_notify.
-            Ok(0) => return ReadOutcome::Gone,
-            Ok(n) => return ReadOutcome::Data { n, filled: true },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return ReadOutcome::Gone,
+/// What [`Tls::drive`] is to do once rustls lets application data flow.
+#[derive(Clone, Copy, Debug)]
+enum Act<'a> {
+    /// Nothing: only process what was received.
+    Nothing,
+    /// Encrypt this plaintext.
+    Encrypt(&'a [u8]),
+    /// Queue a `close_notify` alert.
+    CloseNotify,
+}
+
+/// Where [`Tls::drive`] stopped.
+#[derive(Debug)]
+enum Driven {
+    /// rustls needs more records from the peer (during the handshake), or
+    /// has processed all it has (after it).
+    NeedData,
+    /// This much of [`Act::Encrypt`]'s plaintext was encrypted.
+    Encrypted(usize),
+    /// The peer sent `close_notify`.
+    PeerClosed,
+    /// The peer broke TLS (the alert, if any, is queued).
+    Failed(rustls::Error),
+}
+
+/// Bound on the states [`Tls::drive`] steps through in one call (each
+/// consumes a record or emits one; a connection that gets no further is
+/// treated as broken rather than spun on).
+const TLS_MAX_STEPS: usize = 1024;
+
+/// The TLS record layer of one connection: rustls' unbuffered server
+/// connection, the ciphertext received and not yet processed (a partial
+/// record), the plaintext decrypted and not yet read, and the records to
+/// send. Each buffer holds memory only while it holds bytes.
+struct Tls {
+    conn: UnbufferedServerConnection,
+    /// Ciphertext received and not yet processed.
+    incoming: Vec<u8>,
+    /// Plaintext decrypted; `plain_read` of it has been read.
+    plain: Vec<u8>,
+    plain_read: usize,
+    /// Records to send; `out_sent` of them are sent.
+    outgoing: Vec<u8>,
+    out_sent: usize,
+    /// The peer's `close_notify` arrived.
+    peer_closed: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("handshaking", &self.conn.is_handshaking())
+            .field("incoming", &self.incoming.len())
+            .field("plain", &(self.plain.len() - self.plain_read))
+            .field("outgoing", &(self.outgoing.len() - self.out_sent))
+            .field("peer_closed", &self.peer_closed)
+            .finish()
+    }
+}
+
+impl Tls {
+    fn new(conn: UnbufferedServerConnection) -> Tls {
+        Tls {
+            conn,
+            incoming: Vec::new(),
+            plain: Vec::new(),
+            plain_read: 0,
+            outgoing: Vec::new(),
+            out_sent: 0,
+            peer_closed: false,
         }
-        match tls.read_tls(stream) {
-            Ok(0) => return ReadOutcome::Gone,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return ReadOutcome::Gone,
+    }
+
+    /// Whether records wait to be sent.
+    fn wants_write(&self) -> bool {
+        self.out_sent < self.outgoing.len()
+    }
+
+    /// Frees the buffers that hold nothing.
+    fn release(&mut self) {
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
         }
-        let in_handshake = tls.is_handshaking();
-        if let Err(e) = tls.process_new_packets() {
-            log::debug!("TLS error: {e}");
-            // The alert rustls queued, if the socket takes it.
-            let _ = write_tls(tls, stream);
-            return ReadOutcome::BadTls { in_handshake };
+        if self.plain_read == self.plain.len() {
+            self.plain = Vec::new();
+            self.plain_read = 0;
+        }
+        if !self.wants_write() {
+            self.outgoing = Vec::new();
+            self.out_sent = 0;
+        }
+    }
+
+    /// Plaintext into `buf[..want]`: what was decrypted before first, else
+    /// records read from the socket (into all of `buf`) and processed.
+    fn read(&mut self, stream: &mut TcpStream, buf: &mut [u8], want: usize) -> ReadOutcome {
+        loop {
+            if self.plain_read < self.plain.len() {
+                let rest = &self.plain[self.plain_read..];
+                let n = rest.len().min(want);
+                buf[..n].copy_from_slice(&rest[..n]);
+                self.plain_read += n;
+                self.release();
+                return ReadOutcome::Data { n, filled: true };
+            }
+            if self.peer_closed {
+                return ReadOutcome::Gone;
+            }
+            let in_handshake = self.conn.is_handshaking();
+            match self.drive(Act::Nothing) {
+                Driven::NeedData | Driven::Encrypted(_) => {}
+                Driven::PeerClosed => continue,
+                Driven::Failed(e) => {
+                    log::debug!("TLS error: {e}");
+                    // The alert rustls queued, if the socket takes it.
+                    let _ = self.send(stream);
+                    return ReadOutcome::BadTls { in_handshake };
+                }
+            }
+            if self.plain_read < self.plain.len() {
+                continue;
+            }
+            self.release();
+            match stream.read(buf) {
+                Ok(0) => return ReadOutcome::Gone,
+                Ok(n) => self.incoming.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("read error {e}");
+                    return ReadOutcome::Gone;
+                }
+            }
+        }
+    }
+
+    /// Encrypts what it can of `plain` (`Ok(None)` before the handshake's
+    /// end: nothing yet).
+    fn encrypt(&mut self, plain: &[u8]) -> io::Result<Option<usize>> {
+        match self.drive(Act::Encrypt(plain)) {
+            Driven::Encrypted(n) => Ok(Some(n)),
+            Driven::NeedData | Driven::PeerClosed => Ok(None),
+            Driven::Failed(e) => Err(io::Error::other(e)),
+        }
+    }
+
+    /// Writes the queued records. `Ok(true)` when none is left.
+    fn send(&mut self, stream: &mut TcpStream) -> io::Result<bool> {
+        while self.wants_write() {
+            match stream.write(&self.outgoing[self.out_sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.outgoing.clear();
+        self.out_sent = 0;
+        Ok(true)
+    }
+
+    /// Steps rustls through the records received (plaintext goes to
+    /// `plain`, records to send to `outgoing`) until it needs more, then
+    /// does `act` if application data may flow.
+    fn drive(&mut self, act: Act<'_>) -> Driven {
+        for _ in 0..TLS_MAX_STEPS {
+            let UnbufferedStatus { discard, state } =
+                self.conn.process_tls_records(&mut self.incoming);
+            let stop = match state {
+                Ok(ConnectionState::EncodeTlsData(mut data)) => {
+                    encode(&mut self.outgoing, &mut data).err()
+                }
+                // The records are in `outgoing` already.
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    None
+                }
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut stop = None;
+                    while let Some(record) = traffic.next_record() {
+                        match record {
+                            Ok(record) => self.plain.extend_from_slice(record.payload),
+                            Err(e) => {
+                                stop = Some(Driven::Failed(e));
+                                break;
+                            }
+                        }
+                    }
+                    stop
+                }
+                Ok(ConnectionState::BlockedHandshake) => Some(Driven::NeedData),
+                // Reported once; what is queued may still be sent.
+                Ok(ConnectionState::PeerClosed) => {
+                    self.peer_closed = true;
+                    matches!(act, Act::Nothing).then_some(Driven::PeerClosed)
+                }
+                Ok(ConnectionState::Closed) => {
+                    self.peer_closed = true;
+                    Some(Driven::PeerClosed)
+                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => Some(match act {
+                    Act::Nothing => Driven::NeedData,
+                    Act::Encrypt(plain) => {
+                        // Room for the records' headers, tags and padding.
+                        let room = plain.len() + 64 * (plain.len() / (16 * 1024) + 1);
+                        let written =
+                            append(&mut self.outgoing, room, |out| traffic.encrypt(plain, out));
+                        match written {
+                            Ok(()) => Driven::Encrypted(plain.len()),
+                            Err(e) => Driven::Failed(rustls::Error::General(e.to_string())),
+                        }
+                    }
+                    Act::CloseNotify => {
+                        let written = append(&mut self.outgoing, 64, |out| {
+                            traffic.queue_close_notify(out)
+                        });
+                        match written {
+                            Ok(()) => Driven::NeedData,
+                            Err(e) => Driven::Failed(rustls::Error::General(e.to_string())),
+                        }
+                    }
+                }),
+                // Early data is not accepted (`max_early_data_size` is 0).
+                Ok(_) => Some(Driven::Failed(rustls::Error::General(
+                    "unexpected TLS state".into(),
+                ))),
+                Err(e) => {
+                    self.incoming.drain(..discard);
+                    self.take_alert();
+                    return Driven::Failed(e);
+                }
+            };
+            self.incoming.drain(..discard);
+            if let Some(stop) = stop {
+                return stop;
+            }
+        }
+        Driven::Failed(rustls::Error::General(
+            "TLS connection makes no progress".into(),
+        ))
+    }
+
+    /// After an error: the alert rustls queued, into `outgoing`. rustls
+    /// hands out queued records before it looks at the input again, and
+    /// must not be asked again (it would process the input once more).
+    fn take_alert(&mut self) {
+        let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut self.incoming);
+        if let Ok(ConnectionState::EncodeTlsData(mut data)) = state {
+            let _ = encode(&mut self.outgoing, &mut data);
+        }
+        self.incoming.drain(..discard);
+    }
+}
+
+/// Appends a record rustls hands out to `out`; `Some` if it could not.
+fn encode(
+    out: &mut Vec<u8>,
+    data: &mut rustls::unbuffered::EncodeTlsData<'_, rustls::server::ServerConnectionData>,
+) -> Result<(), Driven> {
+    append(out, 64, |buf| data.encode(buf))
+        .map_err(|e| Driven::Failed(rustls::Error::General(e.to_string())))
+}
+
+/// The room rustls needs, when what it was given was too small.
+trait NeedsRoom {
+    /// The bytes needed, if too few were given.
+    fn required(&self) -> Option<usize>;
+}
+
+impl NeedsRoom for EncodeError {
+    fn required(&self) -> Option<usize> {
+        match self {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            _ => None,
         }
     }
 }
 
-/// Writes the TLS records rustls has queued. `Ok(true)` when none is left.
-fn write_tls(tls: &mut ServerConnection, stream: &mut TcpStream) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(stream) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+impl NeedsRoom for EncryptError {
+    fn required(&self) -> Option<usize> {
+        match self {
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            _ => None,
         }
     }
-    Ok(true)
+}
+
+/// Appends to `out` what `write` puts in the space it is given: `room`
+/// bytes first, then as much as rustls says it needs.
+fn append<E: NeedsRoom>(
+    out: &mut Vec<u8>,
+    room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+) -> Result<(), E> {
+    let start = out.len();
+    let mut room = room;
+    loop {
+        out.resize(start + room, 0);
+        match write(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return Ok(());
+            }
+            Err(e) => match e.required() {
+                Some(required) if required > room => room = required,
+                _ => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            },
+        }
+    }
 }
