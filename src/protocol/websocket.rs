@@ -190,12 +190,16 @@ impl Codec {
     /// After a large message, tungstenite keeps a read buffer as large as
     /// that message for good; once every byte received belongs to complete
     /// messages, a fresh context (same settings, nothing pending) frees it.
+    /// (Checked after every read, so the one test that is almost always
+    /// false comes first.)
+    #[inline]
     fn shrink_after_large_message(&mut self) {
-        if self.state == State::Open
+        if self.frames.largest_payload() > READ_BUFFER as u64
+            && self.state == State::Open
             && self.ctx.can_write()
             && self.frames.at_message_boundary()
-            && self.frames.take_largest_payload() > READ_BUFFER as u64
         {
+            self.frames.take_largest_payload();
             self.ctx = self.fresh_context();
         }
     }
