@@ -37,6 +37,11 @@ pub struct FrameBoundaries {
     fragmented: bool,
     largest_payload: u64,
     pending: u64,
+    /// The frame in progress ends a message (a control frame, or a data
+    /// frame with FIN).
+    ends_message: bool,
+    /// Messages and control frames followed to their end.
+    messages: u64,
 }
 
 impl FrameBoundaries {
@@ -51,6 +56,7 @@ impl FrameBoundaries {
                 data = &data[n as usize..];
                 if self.payload_left == 0 {
                     self.in_payload = false;
+                    self.messages += u64::from(self.ends_message);
                 }
                 self.count_pending(n);
                 continue;
@@ -83,9 +89,13 @@ impl FrameBoundaries {
         if opcode < 0x8 {
             self.fragmented = !fin;
         }
+        self.ends_message = fin || opcode >= 0x8;
         self.largest_payload = self.largest_payload.max(len);
         self.payload_left = len;
         self.in_payload = len > 0;
+        if len == 0 {
+            self.messages += u64::from(self.ends_message);
+        }
     }
 
     /// Counts `n` bytes just followed toward [`FrameBoundaries::pending`].
@@ -102,6 +112,18 @@ impl FrameBoundaries {
     /// received in between).
     pub fn pending(&self) -> u64 {
         self.pending
+    }
+
+    /// How many messages (a fragmented one counted once) and control
+    /// frames have been followed to their end.
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// Every byte seen so far belongs to complete frames (a fragmented
+    /// message may be in progress).
+    pub fn at_frame_boundary(&self) -> bool {
+        !self.in_payload && self.header_len == 0
     }
 
     /// Every byte seen so far belongs to complete frames, and no fragmented
@@ -133,6 +155,8 @@ impl PartialEq for FrameBoundaries {
             && self.fragmented == other.fragmented
             && self.largest_payload == other.largest_payload
             && self.pending == other.pending
+            && self.ends_message == other.ends_message
+            && self.messages == other.messages
     }
 }
 
