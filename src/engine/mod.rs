@@ -254,6 +254,25 @@ struct Conn {
     auth: Option<ConnAuth>,
 }
 
+impl Conn {
+    /// Takes an inbound message of `len` bytes: the peer is heard, the
+    /// message counted (in `out`'s stats) and rate limited.
+    fn take_in(
+        &mut self,
+        config: &EngineConfig,
+        out: &mut Outbox,
+        now: u64,
+        len: usize,
+    ) -> Verdict {
+        self.live.heard();
+        let verdict = self.bucket.admit(config, now);
+        let stats = &mut out.per_protocol[self.protocol.index()];
+        stats.messages_in += 1;
+        stats.bytes_in += len as u64;
+        verdict
+    }
+}
+
 /// The engine. See the crate docs for the run loop. Its whole state
 /// serialises ([`Self::save`]), for a live upgrade.
 #[derive(Debug, Serialize, Deserialize)]
@@ -480,16 +499,20 @@ impl Engine {
     }
 
     fn text(&mut self, now: u64, conn: ConnId, text: &str) {
-        if !self.admit(now, conn, text.len(), "text") {
-            return;
-        }
-        let Some(c) = self.conns.get(&conn) else {
+        // One lookup for both the admission and the handling: this is
+        // every relayed message's path.
+        let Some(c) = self.conns.get_mut(&conn) else {
+            log::debug!("text from unknown connection {conn:?}");
             return;
         };
-        let route = &mut self.routes[c.route];
+        let verdict = c.take_in(&self.config, &mut self.out, now, text.len());
+        if verdict != Verdict::Allow {
+            return self.refuse(now, conn, verdict);
+        }
         if self.cluster.is_some() {
             return self.cluster_text(now, conn, text);
         }
+        let route = &mut self.routes[c.route];
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         cx.identity = c.auth.as_ref().map(|a| &a.identity);
         route.text(conn, text, &mut cx);
@@ -505,26 +528,31 @@ impl Engine {
             log::debug!("{what} from unknown connection {conn:?}");
             return false;
         };
-        c.live.heard();
-        let verdict = c.bucket.admit(&self.config, now);
-        let route = &mut self.routes[c.route];
-        let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
-        let stats = cx.stats();
-        stats.messages_in += 1;
-        stats.bytes_in += len as u64;
+        let verdict = c.take_in(&self.config, &mut self.out, now, len);
+        if verdict == Verdict::Allow {
+            return true;
+        }
+        self.refuse(now, conn, verdict);
+        false
+    }
+
+    /// A message the rate limit did not allow: refused with the
+    /// rate-limit error, or the connection closed for it.
+    fn refuse(&mut self, now: u64, conn: ConnId, verdict: Verdict) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        self.out.per_protocol[c.protocol.index()].rate_limited += 1;
         match verdict {
-            Verdict::Allow => return true,
+            Verdict::Allow => {}
             Verdict::Refuse => {
-                cx.stats().rate_limited += 1;
+                let route = &mut self.routes[c.route];
+                let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
                 let g = cluster::global(self.node, conn);
                 route.send_error(g, RATE_LIMIT_EXCEEDED, &mut cx);
             }
-            Verdict::Close => {
-                cx.stats().rate_limited += 1;
-                self.close(now, conn, CloseReason::RateLimited);
-            }
+            Verdict::Close => self.close(now, conn, CloseReason::RateLimited),
         }
-        false
     }
 
     fn binary(&mut self, now: u64, conn: ConnId, len: usize) {

@@ -28,7 +28,7 @@ pub fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
 /// Follows frame boundaries in a client's byte stream (headers only; the
 /// payload is skipped), so the caller knows when every byte it has seen
 /// belongs to complete messages.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct FrameBoundaries {
     header: [u8; 14],
     header_len: usize,
@@ -37,10 +37,17 @@ pub struct FrameBoundaries {
     fragmented: bool,
     largest_payload: u64,
     pending: u64,
+    /// The frame in progress ends a message (a control frame, or a data
+    /// frame with FIN).
+    ends_message: bool,
+    /// Messages and control frames followed to their end.
+    messages: u64,
 }
 
 impl FrameBoundaries {
-    /// Follows `data`, the next bytes of the stream.
+    /// Follows `data`, the next bytes of the stream. A header that `data`
+    /// holds whole is read where it is; only one split across calls is
+    /// gathered in `self.header` (this runs on every byte a client sends).
     pub fn advance(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
             if self.in_payload {
@@ -49,24 +56,45 @@ impl FrameBoundaries {
                 data = &data[n as usize..];
                 if self.payload_left == 0 {
                     self.in_payload = false;
+                    self.messages += u64::from(self.ends_message);
                 }
                 self.count_pending(n);
                 continue;
             }
-            self.header[self.header_len] = data[0];
-            self.header_len += 1;
-            data = &data[1..];
-            if let Some(len) = self.header_payload_len() {
-                let (fin, opcode) = (self.header[0] & 0x80 != 0, self.header[0] & 0x0f);
-                if opcode < 0x8 {
-                    self.fragmented = !fin;
-                }
-                self.largest_payload = self.largest_payload.max(len);
-                self.header_len = 0;
-                self.payload_left = len;
-                self.in_payload = len > 0;
+            if self.header_len == 0
+                && let Ok((n, len)) = parse_header(data)
+            {
+                self.begin_payload(data[0], len);
+                data = &data[n..];
+                self.count_pending(n as u64);
+                continue;
             }
-            self.count_pending(1);
+            let have = self.header_len;
+            let need = parse_header(&self.header[..have]).err().unwrap_or(have);
+            let n = need.saturating_sub(have).min(data.len());
+            self.header[have..have + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if let Ok((_, len)) = parse_header(&self.header[..self.header_len]) {
+                self.header_len = 0;
+                self.begin_payload(self.header[0], len);
+            }
+            self.count_pending(n as u64);
+        }
+    }
+
+    /// A header whose first byte is `first` announced `len` payload bytes.
+    fn begin_payload(&mut self, first: u8, len: u64) {
+        let (fin, opcode) = (first & 0x80 != 0, first & 0x0f);
+        if opcode < 0x8 {
+            self.fragmented = !fin;
+        }
+        self.ends_message = fin || opcode >= 0x8;
+        self.largest_payload = self.largest_payload.max(len);
+        self.payload_left = len;
+        self.in_payload = len > 0;
+        if len == 0 {
+            self.messages += u64::from(self.ends_message);
         }
     }
 
@@ -86,26 +114,16 @@ impl FrameBoundaries {
         self.pending
     }
 
-    /// The payload length once the header in `self.header` is complete.
-    fn header_payload_len(&self) -> Option<u64> {
-        let h = &self.header[..self.header_len];
-        if h.len() < 2 {
-            return None;
-        }
-        let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
-        let (ext, len7) = match h[1] & 0x7f {
-            126 => (2, None),
-            127 => (8, None),
-            n => (0, Some(u64::from(n))),
-        };
-        if h.len() < 2 + ext + mask {
-            return None;
-        }
-        Some(len7.unwrap_or_else(|| {
-            h[2..2 + ext]
-                .iter()
-                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
-        }))
+    /// How many messages (a fragmented one counted once) and control
+    /// frames have been followed to their end.
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
+    /// Every byte seen so far belongs to complete frames (a fragmented
+    /// message may be in progress).
+    pub fn at_frame_boundary(&self) -> bool {
+        !self.in_payload && self.header_len == 0
     }
 
     /// Every byte seen so far belongs to complete frames, and no fragmented
@@ -114,10 +132,59 @@ impl FrameBoundaries {
         !self.in_payload && self.header_len == 0 && !self.fragmented
     }
 
+    /// The largest payload seen since [`Self::take_largest_payload`] was
+    /// last called.
+    pub fn largest_payload(&self) -> u64 {
+        self.largest_payload
+    }
+
     /// The largest payload seen since the last call; resets it.
     pub fn take_largest_payload(&mut self) -> u64 {
         std::mem::take(&mut self.largest_payload)
     }
+}
+
+/// Equal when they follow the same stream position: the bytes of a
+/// header in progress count, what is left in `header` from earlier ones
+/// does not.
+impl PartialEq for FrameBoundaries {
+    fn eq(&self, other: &Self) -> bool {
+        self.header[..self.header_len] == other.header[..other.header_len]
+            && self.payload_left == other.payload_left
+            && self.in_payload == other.in_payload
+            && self.fragmented == other.fragmented
+            && self.largest_payload == other.largest_payload
+            && self.pending == other.pending
+            && self.ends_message == other.ends_message
+            && self.messages == other.messages
+    }
+}
+
+impl Eq for FrameBoundaries {}
+
+/// The frame header at the start of `h`: `Ok((header length, payload
+/// length))` once `h` holds all of it, else `Err` with how many bytes it
+/// needs at least (2, or once those are in, the whole header's length).
+fn parse_header(h: &[u8]) -> Result<(usize, u64), usize> {
+    if h.len() < 2 {
+        return Err(2);
+    }
+    let mask = if h[1] & 0x80 != 0 { 4 } else { 0 };
+    let (ext, len7) = match h[1] & 0x7f {
+        126 => (2, None),
+        127 => (8, None),
+        n => (0, Some(u64::from(n))),
+    };
+    let header = 2 + ext + mask;
+    if h.len() < header {
+        return Err(header);
+    }
+    let len = len7.unwrap_or_else(|| {
+        h[2..2 + ext]
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    });
+    Ok((header, len))
 }
 
 #[cfg(test)]
@@ -195,9 +262,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Any bytes, split anywhere: the same boundary and pending count as
-        /// fed in one piece (never a panic), and pending never more than
-        /// what was fed.
+        /// Any bytes, split anywhere or fed a byte at a time: the same
+        /// boundary and pending count as fed in one piece (never a panic),
+        /// and pending never more than what was fed.
         #[test]
         fn any_split_gives_the_same_state(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
@@ -214,6 +281,11 @@ mod tests {
                 from = cut;
             }
             proptest::prop_assert_eq!(&split, &whole);
+            let mut bytewise = FrameBoundaries::default();
+            for b in &bytes {
+                bytewise.advance(std::slice::from_ref(b));
+            }
+            proptest::prop_assert_eq!(&bytewise, &whole);
             proptest::prop_assert!(whole.pending() <= bytes.len() as u64);
             proptest::prop_assert_eq!(whole.pending() == 0, whole.at_message_boundary() || bytes.is_empty());
         }

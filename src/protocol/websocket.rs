@@ -78,6 +78,12 @@ pub struct Codec {
     ctx: WebSocketContext,
     /// Where the client's frames end, to know when `ctx` holds no bytes.
     frames: FrameBoundaries,
+    /// Messages (pings, pongs and closes among them) `ctx` has returned;
+    /// equal to `frames.messages()` when it holds none undelivered.
+    returned: u64,
+    /// The last message returned was a ping or a close, whose answer
+    /// `ctx` writes on its next read.
+    answer_owed: bool,
     state: State,
     /// Bytes to send; `out[sent..]` is still queued.
     out: Vec<u8>,
@@ -134,6 +140,8 @@ impl Codec {
         Codec {
             ctx,
             frames,
+            returned: 0,
+            answer_owed: false,
             state: State::Open,
             out,
             sent: 0,
@@ -149,6 +157,12 @@ impl Codec {
         if self.state == State::Failed {
             return (input.len(), Decoded::NeedMore);
         }
+        // Nothing new and nothing held: `ctx` would only find the input
+        // empty (after every message, so this is half of all reads).
+        if input.is_empty() && self.holds_nothing() {
+            self.shrink_after_large_message();
+            return (0, Decoded::NeedMore);
+        }
         let mut pipe = Pipe {
             input,
             out: &mut self.out,
@@ -156,6 +170,9 @@ impl Codec {
         let result = self.ctx.read(&mut pipe);
         let taken = input.len() - pipe.input.len();
         self.frames.advance(&input[..taken]);
+        // Each read first writes what the previous one owed.
+        self.answer_owed = matches!(result, Ok(Message::Ping(_) | Message::Close(_)));
+        self.returned += u64::from(result.is_ok());
         let decoded = match result {
             Ok(Message::Text(text)) => Decoded::Message(Received::Text(text.as_str().to_owned())),
             Ok(Message::Binary(data)) => Decoded::Message(Received::Binary(data.len())),
@@ -182,6 +199,16 @@ impl Codec {
         (taken, decoded)
     }
 
+    /// Whether `ctx` holds nothing to act on: every byte it was given
+    /// belongs to messages it has returned (whole frames, as many message
+    /// ends as messages returned), it owes no answer, and it is open.
+    fn holds_nothing(&self) -> bool {
+        self.state == State::Open
+            && !self.answer_owed
+            && self.frames.at_frame_boundary()
+            && self.frames.messages() == self.returned
+    }
+
     /// After the client's close frame: the next step of an empty input.
     fn decode_more(&mut self) -> Decoded {
         self.decode(&[]).1
@@ -190,12 +217,16 @@ impl Codec {
     /// After a large message, tungstenite keeps a read buffer as large as
     /// that message for good; once every byte received belongs to complete
     /// messages, a fresh context (same settings, nothing pending) frees it.
+    /// (Checked after every read, so the one test that is almost always
+    /// false comes first.)
+    #[inline]
     fn shrink_after_large_message(&mut self) {
-        if self.state == State::Open
+        if self.frames.largest_payload() > READ_BUFFER as u64
+            && self.state == State::Open
             && self.ctx.can_write()
             && self.frames.at_message_boundary()
-            && self.frames.take_largest_payload() > READ_BUFFER as u64
         {
+            self.frames.take_largest_payload();
             self.ctx = self.fresh_context();
         }
     }
@@ -257,6 +288,8 @@ impl Codec {
         self.state = State::Failed;
         self.ctx = self.fresh_context();
         self.frames = FrameBoundaries::default();
+        self.returned = 0;
+        self.answer_owed = false;
     }
 
     /// Bytes held of the incoming message in progress (see
@@ -385,6 +418,29 @@ mod tests {
             vec![Decoded::Message(Received::Alive), Decoded::NeedMore]
         );
         assert_eq!(codec.unsent(), b"answer\x8a\x01p", "answer, then pong");
+    }
+
+    #[test]
+    fn an_empty_read_is_skipped_only_when_nothing_is_held() {
+        let mut codec = Codec::new(&[], 1024, Vec::new());
+        let mut input = masked_frame(1, b"one");
+        input.extend(masked_frame(1, b"two"));
+        let (taken, first) = codec.decode(&input);
+        assert_eq!(first, Decoded::Message(Received::Text("one".into())));
+        assert_eq!(taken, input.len(), "both frames were read in");
+        assert!(!codec.holds_nothing(), "the second is held");
+        let (_, second) = codec.decode(&[]);
+        assert_eq!(second, Decoded::Message(Received::Text("two".into())));
+        assert!(codec.holds_nothing());
+        assert_eq!(codec.decode(&[]), (0, Decoded::NeedMore));
+        codec.decode(&masked_frame(9, b"p"));
+        assert!(
+            !codec.holds_nothing(),
+            "the pong is written on the next read"
+        );
+        assert_eq!(codec.decode(&[]), (0, Decoded::NeedMore));
+        assert_eq!(codec.unsent(), &[0x8a, 1, b'p']);
+        assert!(codec.holds_nothing());
     }
 
     #[test]

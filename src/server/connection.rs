@@ -356,7 +356,14 @@ impl Connection {
             match &mut self.state {
                 State::Request { .. } => {}
                 State::Answered { sent, .. } => *sent += n,
-                State::WebSocket { codec, .. } => flushed.spare = codec.mark_sent(n),
+                State::WebSocket { codec, .. } => {
+                    flushed.spare = codec.mark_sent(n);
+                    // All written, and no TLS records wait: no second look.
+                    if flushed.spare.is_some() && self.tls.is_none() {
+                        flushed.drained = true;
+                        break;
+                    }
+                }
             }
         }
         if !flushed.drained {

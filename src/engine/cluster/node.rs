@@ -724,7 +724,11 @@ impl Engine {
         at: u64,
     ) {
         let mine = node_of(conn) == self.node;
-        if self.cluster.as_deref().is_some_and(|c| c.members.contains_key(&conn)) {
+        if self
+            .cluster
+            .as_deref()
+            .is_some_and(|c| c.members.contains_key(&conn))
+        {
             return log::warn!("cluster: second open of {conn:?} ignored");
         }
         let route = self.route_index_for(path, protocol);

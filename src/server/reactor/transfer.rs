@@ -104,12 +104,12 @@ impl Reactor {
                 }
             }
         }
-        if self.conns.get(k).is_some_and(|c| c.wants_write()) {
-            self.mark_dirty(k);
-        }
         let Some(conn) = self.conns.get_mut(k) else {
             return;
         };
+        if conn.wants_write() && conn.mark_dirty() {
+            self.dirty.push(k);
+        }
         let pending = conn
             .websocket()
             .map_or(0, |(_, codec, _)| codec.pending_input());
