@@ -120,12 +120,6 @@ impl FrameBoundaries {
         self.messages
     }
 
-    /// Every byte seen so far belongs to complete frames (a fragmented
-    /// message may be in progress).
-    pub fn at_frame_boundary(&self) -> bool {
-        !self.in_payload && self.header_len == 0
-    }
-
     /// Every byte seen so far belongs to complete frames, and no fragmented
     /// message is in progress.
     pub fn at_message_boundary(&self) -> bool {

@@ -200,12 +200,15 @@ impl Codec {
     }
 
     /// Whether `ctx` holds nothing to act on: every byte it was given
-    /// belongs to messages it has returned (whole frames, as many message
-    /// ends as messages returned), it owes no answer, and it is open.
+    /// belongs to messages it has returned (whole messages, as many
+    /// message ends as messages returned), it owes no answer, and it is
+    /// open. A fragment of a message in progress is something to act on:
+    /// `ctx` checks its text (invalid UTF-8 fails at once), so a read
+    /// follows it however the bytes were split.
     fn holds_nothing(&self) -> bool {
         self.state == State::Open
             && !self.answer_owed
-            && self.frames.at_frame_boundary()
+            && self.frames.at_message_boundary()
             && self.frames.messages() == self.returned
     }
 
