@@ -44,7 +44,10 @@ pub(super) fn start(config: &Config, registry: &Registry, now: u64) -> io::Resul
     let Some(url) = &config.cluster.redis else {
         return Ok(None);
     };
-    let redis_config = RedisConfig::new(url.clone(), config.cluster.node_timeout);
+    let redis_config = RedisConfig {
+        scripts: scripts::all(),
+        ..RedisConfig::new(url.clone(), config.cluster.node_timeout)
+    };
     log::info!("cluster mode: redis at {url}");
     let mut client = RedisClient::new(redis_config, REDIS, now)?;
     client.start(registry, now);

@@ -8,11 +8,14 @@
 //! and unanswered commands together are capped ([`RedisConfig::max_pending`]):
 //! past it a command fails at once with [`Failure::QueueFull`]. A command
 //! sent on a connection that is lost fails with [`Failure::Lost`] (it may
-//! or may not have run). An `EVALSHA` answered `NOSCRIPT` is sent again,
-//! once, as `EVAL` with the script's body; the retry goes to the end of
-//! the pipeline, so commands sent after the `EVALSHA` may run before it
-//! (scripts that must keep their order with each other still do: each is
-//! refused, and retried, in turn).
+//! or may not have run). The scripts of [`RedisConfig::scripts`] are
+//! loaded as the command connection opens, before any command, so their
+//! `EVALSHA`s run in the order sent. An `EVALSHA` answered `NOSCRIPT` (a
+//! script not loaded so, or a cache flushed while connected) is sent
+//! again, once, as `EVAL` with the script's body; the retry goes to the
+//! end of the pipeline, so commands sent after it may run before it (with
+//! several pipelined, one retried `EVAL` caches the script and the later
+//! `EVALSHA`s succeed ahead of the other retries).
 //!
 //! Pub/sub: subscriptions are kept and sent again on every new
 //! connection; a `PING` probes the subscriber every [`PROBE_INTERVAL_MS`]
@@ -243,6 +246,12 @@ impl Machine {
                 b"SELECT".to_vec(),
                 self.config.url.db.to_string().into_bytes(),
             ]);
+        }
+        if which == Which::Commands {
+            for script in &self.config.scripts {
+                let body = script.body().as_bytes().to_vec();
+                steps.push(vec![b"SCRIPT".to_vec(), b"LOAD".to_vec(), body]);
+            }
         }
         steps.push(vec![b"PING".to_vec()]);
         let n = steps.len();

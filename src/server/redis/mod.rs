@@ -45,6 +45,11 @@ pub struct RedisConfig {
     /// Commands waiting to be sent or answered, at most; past it a command
     /// fails at once ([`DEFAULT_MAX_PENDING`]).
     pub max_pending: usize,
+    /// Scripts loaded (`SCRIPT LOAD`) as each command connection opens,
+    /// before any command: their `EVALSHA`s then run in the order sent
+    /// (the `NOSCRIPT` retry, for a cache flushed while connected, goes
+    /// to the end of the pipeline).
+    pub scripts: Vec<Script>,
 }
 
 impl RedisConfig {
@@ -54,6 +59,7 @@ impl RedisConfig {
             url,
             node_timeout,
             max_pending: DEFAULT_MAX_PENDING,
+            scripts: Vec::new(),
         }
     }
 }

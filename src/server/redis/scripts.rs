@@ -165,6 +165,14 @@ pub fn publish(prefix: &str, node: u32, events: Vec<Vec<u8>>) -> Call {
     )
 }
 
+/// Every script, for loading as a connection opens (see
+/// [`super::RedisConfig::scripts`]).
+pub fn all() -> Vec<Script> {
+    [&REGISTER, &HEARTBEAT, &PUBLISH, &SYNC, &STORE, &REAP]
+        .map(|s| Script::clone(s))
+        .to_vec()
+}
+
 /// The event channel under `prefix`.
 pub fn events_channel(prefix: &str) -> Vec<u8> {
     format!("{prefix}:events").into_bytes()

@@ -41,6 +41,32 @@ fn up(m: &mut Machine, now: u64) {
 }
 
 #[test]
+fn scripts_are_loaded_before_any_command_runs() {
+    let script = Script::new("return 1");
+    let mut m = Machine::new(
+        RedisConfig {
+            scripts: vec![script.clone()],
+            ..config("redis://h:1", 10)
+        },
+        0,
+    );
+    let no_args = || Vec::new();
+    m.submit_script(1, &script, no_args(), no_args(), 0);
+    m.opened(Which::Commands, 0);
+    let mut hello = cmd(&["SCRIPT", "LOAD", "return 1"]);
+    hello.extend(cmd(&["PING"]));
+    assert_eq!(take(&mut m, Which::Commands), hello);
+    let sha = format!("${}\r\n{}\r\n", script.sha1().len(), script.sha1());
+    m.received(Which::Commands, sha.as_bytes(), 1);
+    m.received(Which::Commands, b"+PONG\r\n", 1);
+    assert_eq!(
+        take(&mut m, Which::Commands),
+        cmd(&["EVALSHA", script.sha1(), "0"]),
+        "then the command, by its SHA1"
+    );
+}
+
+#[test]
 fn the_handshake_logs_in_selects_and_then_sends_what_waited() {
     let mut m = Machine::new(config("redis://:pw@h:1/3", 10), 0);
     m.submit(1, args(&["GET", "a"]), 0);
