@@ -1,7 +1,8 @@
 //! `fanout`: N subscribers and K publishers in one `stream` room; each
 //! publisher sends `chat-message`s whose content carries `#pub:seq:time#`,
 //! every member (publishers included, as the protocol says "all") receives
-//! each one. Full speed keeps a bounded window of messages in flight per
+//! each one. Against a cluster (`--addr2`) the publishers join the first
+//! node and the subscribers alternate between the two. Full speed keeps a bounded window of messages in flight per
 //! publisher; `--rate` offers a fixed total rate instead.
 
 use super::{Problems, Summary, Target, is_type, per_server_cpu, stamp, summary};
@@ -205,8 +206,16 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let mut started = 0;
     while f.joined < total {
         while started < total && started - f.joined.min(started) < 256 {
-            net.connect(started, target.addr, target.source(started), &cfg.path)
-                .map_err(|e| format!("connect: {e}"))?;
+            // With a second node: every other subscriber there, the
+            // publishers on the first.
+            let second = started < cfg.subs && started % 2 == 1;
+            net.connect(
+                started,
+                target.node(second),
+                target.source(started),
+                &cfg.path,
+            )
+            .map_err(|e| format!("connect: {e}"))?;
             started += 1;
         }
         net.turn(&mut f, Duration::from_millis(5))
