@@ -15,6 +15,7 @@ common:  --addr HOST:PORT (127.0.0.1:8080; ws://HOST:PORT, or wss://HOST:PORT fo
          --src 127.0.0.2-9 (spread connections over source addresses)
 fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 256
          --rate MSGS_PER_S (fixed offered rate; default full speed) --path /stream
+         --setup-timeout 120 (seconds for everyone to join)
 relay:   --pairs 100 --duration 10 --path /signal
 idle:    --conns 1000 --room-size 10 --in-flight 256 --hold 2 --timeout 30
          --shard i/n --sync-dir DIR (split over processes) --path /stream
