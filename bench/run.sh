@@ -247,11 +247,17 @@ stop_server() {
 }
 
 scenario() { # name scenario args...: runs it against the running server
-    local name=$1
+    local name=$1 status mode=full
     shift
     run_client "$@" --addr "$addr" "${client_nodes[@]}" "${client_tls[@]}" --label "$name" \
         --server-pid "$server_pids" 2>&1 |
         tee -a "$OUT/$name.out" | grep -v '^{' || true
+    status=${PIPESTATUS[0]}
+    if [ "$status" != 0 ]; then
+        # A run that failed (e.g. joins never answered) counts in the table.
+        case " $* " in *" --rate "*) mode=rate ;; esac
+        echo "{\"scenario\":\"$1\",\"mode\":\"$mode\",\"server\":\"$name\",\"failed\":true,\"exit\":$status}" >>"$OUT/$name.out"
+    fi
 }
 
 idle_round() { # name round [connections [timeout s]]

@@ -425,12 +425,20 @@ pub fn cluster_table(dir: &Path) -> String {
             lossy += 1;
         }
     }
+    // A run that failed (run.sh writes `"failed":true`: e.g. joins never
+    // answered) lost what it never got.
+    let failed = cluster.iter().filter(|v| v["failed"] == true).count();
+    let failures = if failed == 0 {
+        String::new()
+    } else {
+        format!(", {failed} failed runs")
+    };
     let verdict = if measured == 0 {
         "no figure".to_string()
-    } else if lost == 0.0 {
+    } else if lost == 0.0 && failed == 0 {
         format!("0 in {measured} runs: met")
     } else {
-        format!("{lost:.0} in {lossy} of {measured} runs: NOT met")
+        format!("{lost:.0} in {lossy} of {measured} runs{failures}: NOT met")
     };
     out += &format!("  cluster messages lost, every fanout and relay run == 0: {verdict}\n");
     out += &goals(CLUSTER_GOALS, CLUSTER_ROWS, &cells);
@@ -795,6 +803,7 @@ mod tests {
                 full(3e6, 0, "0.4,0.3,0.2"),
                 full(2e6, 2, "0.5,0.3,0.1"),
                 full(3.2e6, 0, "0.3,0.3,0.3"),
+                r#"{"scenario":"fanout","mode":"full","failed":true}"#.to_string(),
                 rate(2.0),
                 relay(15000.0),
             ],
@@ -813,7 +822,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("cluster - single <= 1: 1.50: NOT met"), "{t}");
-        assert!(t.contains("== 0: 2 in 1 of 5 runs: NOT met"), "{t}");
+        assert!(
+            t.contains("== 0: 2 in 1 of 5 runs, 1 failed runs: NOT met"),
+            "{t}"
+        );
+        assert!(t.contains("fanout 1000x1 64B full: 1/4 "), "{t}");
         let split: Vec<&str> = t
             .lines()
             .rfind(|l| l.starts_with("| fanout 1000x1 64B full "))
