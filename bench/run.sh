@@ -247,12 +247,12 @@ stop_server() {
 }
 
 scenario() { # name scenario args...: runs it against the running server
-    local name=$1 status mode=full
+    local name=$1 status=0 mode=full
     shift
+    # The generator's own exit status (grep's, with no line, is no failure).
     run_client "$@" --addr "$addr" "${client_nodes[@]}" "${client_tls[@]}" --label "$name" \
         --server-pid "$server_pids" 2>&1 |
-        tee -a "$OUT/$name.out" | grep -v '^{' || true
-    status=${PIPESTATUS[0]}
+        tee -a "$OUT/$name.out" | grep -v '^{' || status=${PIPESTATUS[0]}
     if [ "$status" != 0 ]; then
         # A run that failed (e.g. joins never answered) counts in the table.
         case " $* " in *" --rate "*) mode=rate ;; esac
