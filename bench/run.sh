@@ -17,9 +17,18 @@
 # upgrade per connection, as fast as they go) and full-speed `fanout`, with
 # an ECDSA P-256 certificate made for the run by `openssl` in OUT/tls.
 #
-#   bench/run.sh                  # full matrix and TLS rows (about 12 minutes)
-#   BENCH_QUICK=1 bench/run.sh    # smoke run (about 3 minutes)
-#   BENCH_TLS=only bench/run.sh   # the TLS rows alone
+# Then the cluster rows (issue #11): a single roomd beside a cluster of two
+# roomd nodes on one Redis (`--redis`), each round interleaved, each round
+# on fresh servers (and a fresh Redis): full-speed `fanout` with the
+# publisher on node A and the subscribers alternating A/B, fixed-rate
+# `fanout` the same way, and `relay` with every host on A and every guest
+# on B. The cluster's server CPU is the sum over both nodes and Redis, all
+# three pinned to the server core.
+#
+#   bench/run.sh                      # matrix, TLS and cluster rows (about 15 minutes)
+#   BENCH_QUICK=1 bench/run.sh        # smoke run (about 4 minutes)
+#   BENCH_TLS=only bench/run.sh       # the TLS rows alone
+#   BENCH_CLUSTER=only bench/run.sh   # the cluster rows alone
 #
 # Environment (defaults in brackets; quick values after the slash):
 #   BENCH_SERVERS     servers to run ["roomd node limit"]
@@ -41,6 +50,10 @@
 #   BENCH_TLS_SERVERS servers of the TLS rows ["roomd-tls roomd-plain node-tls"]
 #   BENCH_TLS_IDLE_CONNS  idle connections in the TLS rows [10000 / 2000]
 #   BENCH_HANDSHAKE_IN_FLIGHT  connections under way in `handshakes` [64]
+#   BENCH_CLUSTER     1: the cluster rows after the others; 0: none; only:
+#                     the cluster rows alone [1]
+#   BENCH_CLUSTER_SERVERS servers of the cluster rows ["roomd-single roomd-cluster"]
+#   BENCH_REDIS       the Redis server binary [redis-server]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +71,11 @@ TLS=${BENCH_TLS:-1}
 TLS_SERVERS=${BENCH_TLS_SERVERS:-roomd-tls roomd-plain node-tls}
 TLS_IDLE_CONNS=${BENCH_TLS_IDLE_CONNS:-$(pick 10000 2000)}
 HANDSHAKE_IN_FLIGHT=${BENCH_HANDSHAKE_IN_FLIGHT:-64}
+CLUSTER=${BENCH_CLUSTER:-1}
+CLUSTER_SERVERS=${BENCH_CLUSTER_SERVERS:-roomd-single roomd-cluster}
+REDIS=${BENCH_REDIS:-redis-server}
+if [ "$CLUSTER" = only ]; then TLS=0; fi
+if [ "$TLS" = only ]; then CLUSTER=0; fi
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 OUT=${BENCH_OUT:-$(mktemp -d /tmp/roomd-bench.XXXXXX)}
@@ -115,14 +133,77 @@ make_certificate() {
 }
 
 addr=""
-client_tls=() # the generator's TLS flags for the running server
-start_server() { # name: on a free port, pinned; sets server_pid, addr, client_tls
+client_tls=()    # the generator's TLS flags for the running server
+client_nodes=()  # --addr2 for a cluster's second node
+server_pids=""   # every process of the running server, comma-separated
+extra_pids=()    # a cluster's processes besides server_pid: node B, Redis
+
+health_of() { # port: the body of GET /health, or nothing
+    (
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf 'GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3
+        timeout 2 cat <&3
+    ) 2>/dev/null || true
+}
+
+# The cluster: a Redis on a free loopback port (no persistence), then two
+# roomd nodes on it with the single node's flags, all pinned to the server
+# core; ready when both nodes answer /health 200 with "nodes":2. Sets
+# server_pid (node A), extra_pids, addr (node A) and client_nodes (node B).
+start_cluster() {
+    local name=$1 redis_port port_a port_b pid
+    redis_port=$(free_port)
+    taskset -c "$SERVER_CPU" "$REDIS" --port "$redis_port" --bind 127.0.0.1 --save '' \
+        --appendonly no >>"$OUT/$name-redis.log" 2>&1 &
+    extra_pids=($!)
+    for _ in $(seq 50); do
+        if listening "$redis_port"; then break; fi
+        sleep 0.1
+    done
+    port_a=$(free_port)
+    port_b=$(free_port)
+    while [ "$port_b" = "$port_a" ] || [ "$port_b" = "$redis_port" ]; do port_b=$(free_port); done
+    taskset -c "$SERVER_CPU" "$ROOMD" --listen "127.0.0.1:$port_a" --redis "redis://127.0.0.1:$redis_port" \
+        "${ROOMD_FLAGS[@]}" >>"$OUT/$name.log" 2>&1 &
+    server_pid=$!
+    taskset -c "$SERVER_CPU" "$ROOMD" --listen "127.0.0.1:$port_b" --redis "redis://127.0.0.1:$redis_port" \
+        "${ROOMD_FLAGS[@]}" >>"$OUT/$name-b.log" 2>&1 &
+    pid=$!
+    extra_pids=("$pid" "${extra_pids[@]}") # node B, then Redis
+    addr=127.0.0.1:$port_a
+    client_nodes=(--addr2 "127.0.0.1:$port_b")
+    server_pids=$server_pid,${extra_pids[0]},${extra_pids[1]}
+    for _ in $(seq 150); do
+        local a b
+        a=$(health_of "$port_a")
+        b=$(health_of "$port_b")
+        if [[ $a == "HTTP/1.1 200"* && $a == *'"nodes":2'* && $b == "HTTP/1.1 200"* && $b == *'"nodes":2'* ]]; then
+            return 0
+        fi
+        for pid in "$server_pid" "${extra_pids[@]}"; do
+            if ! kill -0 "$pid" 2>/dev/null; then break 2; fi
+        done
+        sleep 0.1
+    done
+    echo "$name did not come up (two nodes answering /health with \"nodes\":2); its logs:" >&2
+    tail -5 "$OUT/$name.log" "$OUT/$name-b.log" "$OUT/$name-redis.log" >&2
+    stop_server
+    return 1
+}
+
+start_server() { # name: on a free port, pinned; sets server_pid(s), addr, client_tls
     local name=$1 port
+    client_tls=()
+    client_nodes=()
+    extra_pids=()
+    if [ "$name" = roomd-cluster ]; then
+        start_cluster "$name"
+        return
+    fi
     port=$(free_port)
     addr=127.0.0.1:$port
-    client_tls=()
     case $name in
-    roomd | roomd-plain) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
+    roomd | roomd-plain | roomd-single) set -- "$ROOMD" --listen "$addr" "${ROOMD_FLAGS[@]}" ;;
     roomd-tls)
         set -- "$ROOMD" --listen "127.0.0.1:$(free_port)" --tls-listen "$addr" \
             --tls-cert "$TLS_DIR/server.pem" --tls-key "$TLS_DIR/server.key" "${ROOMD_FLAGS[@]}"
@@ -142,6 +223,7 @@ start_server() { # name: on a free port, pinned; sets server_pid, addr, client_t
     esac
     taskset -c "$SERVER_CPU" "$@" >>"$OUT/$name.log" 2>&1 &
     server_pid=$!
+    server_pids=$server_pid
     for _ in $(seq 100); do
         if listening "$port"; then return 0; fi
         if ! kill -0 "$server_pid" 2>/dev/null; then break; fi
@@ -154,17 +236,28 @@ start_server() { # name: on a free port, pinned; sets server_pid, addr, client_t
 }
 
 stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
+    local pid
+    for pid in "$server_pid" "${extra_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     server_pid=""
+    extra_pids=()
     sleep 1 # let the kernel finish tearing the last connections down
 }
 
 scenario() { # name scenario args...: runs it against the running server
-    local name=$1
+    local name=$1 status=0 mode=full
     shift
-    run_client "$@" --addr "$addr" "${client_tls[@]}" --label "$name" --server-pid "$server_pid" 2>&1 |
-        tee -a "$OUT/$name.out" | grep -v '^{' || true
+    # The generator's own exit status (grep's, with no line, is no failure).
+    run_client "$@" --addr "$addr" "${client_nodes[@]}" "${client_tls[@]}" --label "$name" \
+        --server-pid "$server_pids" 2>&1 |
+        tee -a "$OUT/$name.out" | grep -v '^{' || status=${PIPESTATUS[0]}
+    if [ "$status" != 0 ]; then
+        # A run that failed (e.g. joins never answered) counts in the table.
+        case " $* " in *" --rate "*) mode=rate ;; esac
+        echo "{\"scenario\":\"$1\",\"mode\":\"$mode\",\"server\":\"$name\",\"failed\":true,\"exit\":$status}" >>"$OUT/$name.out"
+    fi
 }
 
 idle_round() { # name round [connections [timeout s]]
@@ -205,8 +298,24 @@ tls_scenarios() { # name round: handshakes and full-speed fanout, on one fresh s
     stop_server
 }
 
+cluster_scenarios() { # name round: fanout (full speed, fixed rate) and relay, on fresh servers
+    local name=$1 round=$2
+    start_server "$name" || return 0
+    echo "== $name: cluster round $round of $ROUNDS (pids $server_pids on cpu $SERVER_CPU, $addr ${client_nodes[*]})"
+    scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION"
+    scenario "$name" fanout --subs "$SUBS" --pubs 1 --size 64 --duration "$DURATION" --rate "$RATE"
+    scenario "$name" relay --pairs "$PAIRS" --duration "$DURATION"
+    stop_server
+}
+
 usable() { # name: whether this machine can run that server
     case $1 in
+    roomd-cluster)
+        if ! command -v "$REDIS" >/dev/null; then
+            echo "== $1: no $REDIS; skipped"
+            return 1
+        fi
+        ;;&
     roomd*)
         if [ ! -x "$ROOMD" ]; then
             echo "== $1: no $ROOMD binary; skipped"
@@ -217,7 +326,7 @@ usable() { # name: whether this machine can run that server
 }
 
 servers=()
-if [ "$TLS" != only ]; then
+if [ "$TLS" != only ] && [ "$CLUSTER" != only ]; then
     for name in $SERVERS; do
         usable "$name" || continue
         servers+=("$name")
@@ -239,6 +348,16 @@ if [ "$TLS" != 0 ]; then
     done
 fi
 
+cluster_servers=()
+if [ "$CLUSTER" != 0 ]; then
+    for name in $CLUSTER_SERVERS; do
+        usable "$name" || continue
+        cluster_servers+=("$name")
+        : >"$OUT/$name.out"
+        : >"$OUT/$name.log"
+    done
+fi
+
 each_round() { # what servers...: `what NAME ROUND` for every round, interleaved
     local what=$1 round name
     shift
@@ -255,7 +374,8 @@ each_round idle_round "${servers[@]}"
 each_round other_scenarios "${servers[@]}"
 each_round tls_idle_round "${tls_servers[@]}"
 each_round tls_scenarios "${tls_servers[@]}"
-for name in "${servers[@]}" "${tls_servers[@]}"; do
+each_round cluster_scenarios "${cluster_servers[@]}"
+for name in "${servers[@]}" "${tls_servers[@]}" "${cluster_servers[@]}"; do
     # Every summary line of this server's runs.
     grep '^{' "$OUT/$name.out" >"$OUT/$name.jsonl" || true
 done
@@ -270,4 +390,9 @@ if [ ${#tls_servers[@]} -gt 0 ]; then
     echo
     echo "== TLS rows (ECDSA P-256 certificate; idle: $TLS_IDLE_CONNS connections)"
     "$BENCH" report --dir "$OUT" --tls
+fi
+if [ ${#cluster_servers[@]} -gt 0 ]; then
+    echo
+    echo "== cluster rows (two roomd nodes and a Redis, all on cpu $SERVER_CPU; the cluster's server CPU is the sum)"
+    "$BENCH" report --dir "$OUT" --cluster
 fi

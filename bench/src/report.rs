@@ -4,7 +4,8 @@
 //! times per server (`run.sh` runs every scenario in rounds): a cell is
 //! the median over those runs. [`tls_table`] does the same for the TLS
 //! rows (roomd over TLS, roomd plaintext, Node over TLS) and checks them
-//! against issue #12's targets.
+//! against issue #12's targets; [`cluster_table`] for the cluster rows (a
+//! single roomd beside two roomd nodes on one Redis) against issue #11's.
 
 use serde_json::Value;
 use std::path::Path;
@@ -169,61 +170,138 @@ const TLS_ROWS: &[Row] = &[
 /// column, denominator column, header).
 struct Layout {
     rows: &'static [Row],
-    servers: [&'static str; 3],
-    ratios: [(usize, usize, &'static str); 2],
+    servers: &'static [&'static str],
+    ratios: &'static [(usize, usize, &'static str)],
 }
 
 const MAIN: Layout = Layout {
     rows: ROWS,
-    servers: ["roomd", "node", "limit"],
-    ratios: [(0, 1, "roomd/node"), (0, 2, "roomd/limit")],
+    servers: &["roomd", "node", "limit"],
+    ratios: &[(0, 1, "roomd/node"), (0, 2, "roomd/limit")],
 };
 
 const TLS: Layout = Layout {
     rows: TLS_ROWS,
-    servers: ["roomd-tls", "roomd-plain", "node-tls"],
-    ratios: [(0, 1, "tls/plain"), (0, 2, "tls/node")],
+    servers: &["roomd-tls", "roomd-plain", "node-tls"],
+    ratios: &[(0, 1, "tls/plain"), (0, 2, "tls/node")],
 };
 
-/// One of issue #12's TLS targets: the figure `key` of roomd over TLS (a
-/// row of [`TLS_ROWS`]), as a ratio to column `against` (or by itself when
-/// `None`), at least or at most `bound`.
+/// The rows of the cluster table: the main table's fanout and relay rows
+/// (by index into [`ROWS`]), and relay's loss count.
+const CLUSTER_ROWS: &[Row] = &[
+    ROWS[0],
+    ROWS[1],
+    ROWS[2],
+    ROWS[3],
+    ROWS[4],
+    ROWS[5],
+    ROWS[6],
+    ROWS[7],
+    ROWS[8],
+    ROWS[9],
+    ROWS[10],
+    ROWS[11],
+    ROWS[12],
+    Row {
+        label: "relay 100 pairs: lost",
+        scenario: "relay",
+        mode: None,
+        key: "lost",
+    },
+];
+
+const CLUSTER: Layout = Layout {
+    rows: CLUSTER_ROWS,
+    servers: &["roomd-single", "roomd-cluster"],
+    ratios: &[(1, 0, "cluster/single")],
+};
+
+/// How a target reads its figure.
+#[derive(Clone, Copy)]
+enum Compare {
+    /// The figure itself.
+    Alone,
+    /// The figure divided by the same row's figure in this column.
+    Ratio(usize),
+    /// The figure minus the same row's figure in this column.
+    Difference(usize),
+}
+
+/// One of an issue's targets: the figure of row `row` (of the layout's
+/// rows) in column `column`, compared as `compare` says, at least or at
+/// most `bound`.
 struct Goal {
     what: &'static str,
     row: usize,
-    against: Option<usize>,
+    column: usize,
+    compare: Compare,
     at_least: bool,
     bound: f64,
 }
 
+/// Issue #12's TLS targets (roomd over TLS is column 0).
 const TLS_GOALS: &[Goal] = &[
     Goal {
         what: "fanout full speed, roomd TLS / roomd plaintext",
         row: 0,
-        against: Some(1),
+        column: 0,
+        compare: Compare::Ratio(1),
         at_least: true,
         bound: 0.4,
     },
     Goal {
         what: "fanout full speed, roomd TLS / Node TLS",
         row: 0,
-        against: Some(2),
+        column: 0,
+        compare: Compare::Ratio(2),
         at_least: true,
         bound: 10.0,
     },
     Goal {
         what: "idle, roomd TLS server memory KiB per connection",
         row: 6,
-        against: None,
+        column: 0,
+        compare: Compare::Alone,
         at_least: false,
         bound: 8.0,
     },
     Goal {
         what: "TLS handshakes/s, roomd / Node",
         row: 7,
-        against: Some(2),
+        column: 0,
+        compare: Compare::Ratio(2),
         at_least: true,
         bound: 3.0,
+    },
+];
+
+/// Issue #11's cluster targets (the cluster is column 1; the loss target,
+/// zero over every run, is checked apart: a median of losses could hide
+/// one).
+const CLUSTER_GOALS: &[Goal] = &[
+    Goal {
+        what: "fanout full speed per server CPU-second, cluster / single",
+        row: 1,
+        column: 1,
+        compare: Compare::Ratio(0),
+        at_least: true,
+        bound: 0.7,
+    },
+    Goal {
+        what: "relay round trips per server CPU-second, cluster / single",
+        row: 10,
+        column: 1,
+        compare: Compare::Ratio(0),
+        at_least: true,
+        bound: 0.4,
+    },
+    Goal {
+        what: "fanout 100 msg/s p50 ms, cluster - single",
+        row: 4,
+        column: 1,
+        compare: Compare::Difference(0),
+        at_least: false,
+        bound: 1.0,
     },
 ];
 
@@ -323,38 +401,85 @@ pub fn table(dir: &Path) -> String {
 pub fn tls_table(dir: &Path) -> String {
     let (mut out, cells) = render(dir, &TLS);
     out += "\ntargets (roomd over TLS; the same ratio per second of server CPU in brackets):\n";
-    for goal in TLS_GOALS {
+    out += &goals(TLS_GOALS, TLS_ROWS, &cells);
+    out
+}
+
+/// The cluster table (a single roomd and a cluster of two nodes and a
+/// Redis, from `DIR/{roomd-single,roomd-cluster}.jsonl`; the cluster's
+/// server CPU is the sum over its processes), then how the cluster's CPU
+/// split over its processes, the loss over every run, and each of issue
+/// #11's targets with the figure and whether it is met.
+pub fn cluster_table(dir: &Path) -> String {
+    let (mut out, cells) = render(dir, &CLUSTER);
+    let cluster = load(dir, CLUSTER.servers[1]);
+    out += "\n";
+    out += &cpu_split(&cluster, CLUSTER.rows);
+    out += "\ntargets (the cluster: two roomd nodes and a Redis, CPU summed over the three):\n";
+    // Zero loss: the sum over every run, not a median.
+    let (mut measured, mut lossy, mut lost) = (0, 0, 0.0);
+    for l in cluster.iter().filter_map(|v| v["lost"].as_f64()) {
+        measured += 1;
+        lost += l;
+        if l > 0.0 {
+            lossy += 1;
+        }
+    }
+    // A run that failed (run.sh writes `"failed":true`: e.g. joins never
+    // answered) lost what it never got.
+    let failed = cluster.iter().filter(|v| v["failed"] == true).count();
+    let failures = if failed == 0 {
+        String::new()
+    } else {
+        format!(", {failed} failed runs")
+    };
+    let verdict = if measured == 0 {
+        "no figure".to_string()
+    } else if lost == 0.0 && failed == 0 {
+        format!("0 in {measured} runs: met")
+    } else {
+        format!("{lost:.0} in {lossy} of {measured} runs{failures}: NOT met")
+    };
+    out += &format!("  cluster messages lost, every fanout and relay run == 0: {verdict}\n");
+    out += &goals(CLUSTER_GOALS, CLUSTER_ROWS, &cells);
+    out
+}
+
+/// One line per goal: the figure and whether it is met (for a ratio of a
+/// row followed by its per-server-CPU row, that ratio in brackets).
+fn goals(list: &[Goal], rows: &[Row], cells: &[Vec<Option<Cell>>]) -> String {
+    let mut out = String::new();
+    for goal in list {
         let value = |row: usize| -> Option<f64> {
-            let mine = cells[row][0].as_ref()?.value;
-            match goal.against {
-                None => Some(mine),
-                Some(col) => {
+            let mine = cells[row][goal.column].as_ref()?.value;
+            match goal.compare {
+                Compare::Alone => Some(mine),
+                Compare::Ratio(col) => {
                     let theirs = cells[row][col].as_ref()?.value;
                     (theirs != 0.0).then(|| mine / theirs)
                 }
+                Compare::Difference(col) => Some(mine - cells[row][col].as_ref()?.value),
             }
         };
-        let (op, verdict) = match value(goal.row) {
-            None => (
-                if goal.at_least { ">=" } else { "<=" },
-                "no figure".to_string(),
-            ),
+        let op = if goal.at_least { ">=" } else { "<=" };
+        let verdict = match value(goal.row) {
+            None => "no figure".to_string(),
             Some(v) => {
                 let met = if goal.at_least {
                     v >= goal.bound
                 } else {
                     v <= goal.bound
                 };
-                let per_cpu = match (goal.against, TLS_ROWS.get(goal.row + 1)) {
-                    (Some(_), Some(next)) if next.key.ends_with("_per_server_cpu_s") => {
+                let per_cpu = match (goal.compare, rows.get(goal.row + 1)) {
+                    (Compare::Ratio(_), Some(next))
+                        if next.key.ends_with("_per_server_cpu_s")
+                            && !rows[goal.row].key.ends_with("_per_server_cpu_s") =>
+                    {
                         value(goal.row + 1).map_or(String::new(), |c| format!(" ({c:.2})"))
                     }
                     _ => String::new(),
                 };
-                (
-                    if goal.at_least { ">=" } else { "<=" },
-                    format!("{v:.2}{per_cpu}: {}", if met { "met" } else { "NOT met" }),
-                )
+                format!("{v:.2}{per_cpu}: {}", if met { "met" } else { "NOT met" })
             }
         };
         out += &format!("  {} {op} {}: {verdict}\n", goal.what, goal.bound);
@@ -362,22 +487,66 @@ pub fn tls_table(dir: &Path) -> String {
     out
 }
 
+/// Where a cluster's server CPU went, per scenario: each process's share
+/// of a core (medians over the runs, in `--server-pid` order: node A,
+/// node B, Redis) and the median of their sum.
+fn cpu_split(runs: &[Value], rows: &'static [Row]) -> String {
+    let dash = "-".repeat(10);
+    let mut out = format!(
+        "| {:<LABEL_W$} | {:>8} | {:>8} | {:>8} | {:>8} |\n|{}|{dash}|{dash}|{dash}|{dash}|\n",
+        "cluster server cpu % of a core",
+        "node A",
+        "node B",
+        "Redis",
+        "sum",
+        "-".repeat(LABEL_W + 2),
+    );
+    for row in scenarios(rows) {
+        let these = runs_of(runs, row);
+        if these.is_empty() {
+            continue;
+        }
+        let pct = |x: Option<f64>| x.map_or("?".to_string(), |x| format!("{:.0}", x * 100.0));
+        let part = |i: usize| {
+            pct(median(
+                these
+                    .iter()
+                    .filter_map(|v| v["server_cpu_each"][i].as_f64())
+                    .collect(),
+            ))
+        };
+        out += &format!(
+            "| {:<LABEL_W$} | {:>8} | {:>8} | {:>8} | {:>8} |\n",
+            scenario_label(row),
+            part(0),
+            part(1),
+            part(2),
+            pct(median_of(&these, "server_cpu"))
+        );
+    }
+    out
+}
+
 /// The table for `layout` and its cells (per row, per server).
 fn render(dir: &Path, layout: &Layout) -> (String, Vec<Vec<Option<Cell>>>) {
     let runs: Vec<Vec<Value>> = layout.servers.iter().map(|s| load(dir, s)).collect();
-    let [(_, _, r0), (_, _, r1)] = layout.ratios;
-    let (w0, w1) = (r0.len().max(10), r1.len().max(10));
-    let [s0, s1, s2] = layout.servers;
-    let mut out = format!(
-        "| {:<LABEL_W$} | {s0:>11} | {s1:>11} | {s2:>11} | {r0:>w0$} | {r1:>w1$} |\n|{}|{}|{}|{}|{}|{}|\n",
-        "figure",
-        "-".repeat(LABEL_W + 2),
-        "-".repeat(13),
-        "-".repeat(13),
-        "-".repeat(13),
-        "-".repeat(w0 + 2),
-        "-".repeat(w1 + 2)
-    );
+    let widths: Vec<usize> = layout.ratios.iter().map(|r| r.2.len().max(10)).collect();
+    let columns = column_widths(layout);
+    let mut out = format!("| {:<LABEL_W$} |", "figure");
+    for (s, c) in layout.servers.iter().zip(&columns) {
+        out += &format!(" {s:>c$} |");
+    }
+    for (r, w) in layout.ratios.iter().zip(&widths) {
+        out += &format!(" {:>w$} |", r.2);
+    }
+    out += &format!("\n|{}|", "-".repeat(LABEL_W + 2));
+    for c in &columns {
+        out += &format!("{}|", "-".repeat(c + 2));
+    }
+    for w in &widths {
+        out += &format!("{}|", "-".repeat(w + 2));
+    }
+    out += "\n";
     let mut all = Vec::new();
     for row in layout.rows {
         let cells: Vec<Option<Cell>> = runs
@@ -388,19 +557,18 @@ fn render(dir: &Path, layout: &Layout) -> (String, Vec<Vec<Option<Cell>>>) {
             None => "-".to_string(),
             Some(c) => format!("{}{}", fmt(c.value), if c.bound { "*" } else { "" }),
         };
-        let ratio = |(a, b, _): (usize, usize, &str)| match (&cells[a], &cells[b]) {
+        let ratio = |&(a, b, _): &(usize, usize, &str)| match (&cells[a], &cells[b]) {
             (Some(a), Some(b)) if b.value != 0.0 => format!("{:.2}", a.value / b.value),
             _ => "-".to_string(),
         };
-        out += &format!(
-            "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} | {:>w0$} | {:>w1$} |\n",
-            row.label,
-            show(&cells[0]),
-            show(&cells[1]),
-            show(&cells[2]),
-            ratio(layout.ratios[0]),
-            ratio(layout.ratios[1]),
-        );
+        out += &format!("| {:<LABEL_W$} |", row.label);
+        for (c, w) in cells.iter().zip(&columns) {
+            out += &format!(" {:>w$} |", show(c));
+        }
+        for (r, w) in layout.ratios.iter().zip(&widths) {
+            out += &format!(" {:>w$} |", ratio(r));
+        }
+        out += "\n";
         all.push(cells);
     }
     out += "(each cell is the median over its runs; * = most of them client-bound:\n";
@@ -409,6 +577,11 @@ fn render(dir: &Path, layout: &Layout) -> (String, Vec<Vec<Option<Cell>>>) {
     out += "\n";
     out += &cpu_table(&runs, layout);
     (out, all)
+}
+
+/// The width of each server's column: 11, or its name's if longer.
+fn column_widths(layout: &Layout) -> Vec<usize> {
+    layout.servers.iter().map(|s| s.len().max(11)).collect()
 }
 
 /// One line: how many runs each scenario had per server, e.g. `idle: 3`,
@@ -438,36 +611,31 @@ fn run_counts(runs: &[Vec<Value>], layout: &Layout) -> String {
 /// Where each scenario spent its CPU: server / generator, % of one core
 /// (medians over the runs).
 fn cpu_table(runs: &[Vec<Value>], layout: &Layout) -> String {
-    let [s0, s1, s2] = layout.servers;
-    let mut out = format!(
-        "| {:<LABEL_W$} | {s0:>11} | {s1:>11} | {s2:>11} |\n|{}|{}|{}|{}|\n",
-        "cpu % of a core: server / generator",
-        "-".repeat(LABEL_W + 2),
-        "-".repeat(13),
-        "-".repeat(13),
-        "-".repeat(13)
-    );
+    let columns = column_widths(layout);
+    let mut out = format!("| {:<LABEL_W$} |", "cpu % of a core: server / generator");
+    for (s, c) in layout.servers.iter().zip(&columns) {
+        out += &format!(" {s:>c$} |");
+    }
+    out += &format!("\n|{}|", "-".repeat(LABEL_W + 2));
+    for c in &columns {
+        out += &format!("{}|", "-".repeat(c + 2));
+    }
+    out += "\n";
     for row in scenarios(layout.rows) {
-        let cells: Vec<String> = runs
-            .iter()
-            .map(|r| {
-                let these = runs_of(r, row);
-                if these.is_empty() {
-                    return "-".to_string();
-                }
+        out += &format!("| {:<LABEL_W$} |", scenario_label(row));
+        for (r, w) in runs.iter().zip(&columns) {
+            let these = runs_of(r, row);
+            let cell = if these.is_empty() {
+                "-".to_string()
+            } else {
                 let pct = |k: &str| {
                     median_of(&these, k).map_or("?".to_string(), |x| format!("{:.0}", x * 100.0))
                 };
                 format!("{} / {}", pct("server_cpu"), pct("client_cpu"))
-            })
-            .collect();
-        out += &format!(
-            "| {:<LABEL_W$} | {:>11} | {:>11} | {:>11} |\n",
-            scenario_label(row),
-            cells[0],
-            cells[1],
-            cells[2]
-        );
+            };
+            out += &format!(" {cell:>w$} |");
+        }
+        out += "\n";
     }
     out
 }
@@ -604,6 +772,71 @@ mod tests {
         assert!(t.contains("KiB per connection <= 8: 9.50: NOT met"), "{t}");
         assert!(t.contains("roomd / Node >= 3: 2.50: NOT met"), "{t}");
         assert!(t.contains("handshakes: 1"), "{t}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cluster_table_checks_the_targets_and_splits_the_cpu() {
+        let dir = scratch("cluster");
+        let full = |per_cpu: f64, lost: u64, each: &str| {
+            format!(
+                r#"{{"scenario":"fanout","mode":"full","deliveries_per_server_cpu_s":{per_cpu},"lost":{lost},"server_cpu":0.9,"server_cpu_each":[{each}]}}"#
+            )
+        };
+        let rate =
+            |p50: f64| format!(r#"{{"scenario":"fanout","mode":"rate","p50_ms":{p50},"lost":0}}"#);
+        let relay = |per_cpu: f64| {
+            format!(
+                r#"{{"scenario":"relay","round_trips_per_server_cpu_s":{per_cpu},"lost":0,"server_cpu_each":[0.3,0.3,0.2]}}"#
+            )
+        };
+        let write = |name: &str, lines: &[String]| {
+            std::fs::write(dir.join(format!("{name}.jsonl")), lines.join("\n")).unwrap()
+        };
+        write(
+            "roomd-single",
+            &[full(4e6, 0, "0.9"), rate(0.5), relay(50000.0)],
+        );
+        write(
+            "roomd-cluster",
+            &[
+                full(3e6, 0, "0.4,0.3,0.2"),
+                full(2e6, 2, "0.5,0.3,0.1"),
+                full(3.2e6, 0, "0.3,0.3,0.3"),
+                r#"{"scenario":"fanout","mode":"full","failed":true}"#.to_string(),
+                rate(2.0),
+                relay(15000.0),
+            ],
+        );
+        let t = cluster_table(&dir);
+        assert!(
+            t.contains("| roomd-single | roomd-cluster | cluster/single |"),
+            "{t}"
+        );
+        // The median of 2e6, 3e6 and 3.2e6 over 4e6.
+        assert!(t.contains("cluster / single >= 0.7: 0.75: met"), "{t}");
+        assert!(
+            t.contains(
+                "relay round trips per server CPU-second, cluster / single >= 0.4: 0.30: NOT met"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("cluster - single <= 1: 1.50: NOT met"), "{t}");
+        assert!(
+            t.contains("== 0: 2 in 1 of 5 runs, 1 failed runs: NOT met"),
+            "{t}"
+        );
+        assert!(t.contains("fanout 1000x1 64B full: 1/4 "), "{t}");
+        let split: Vec<&str> = t
+            .lines()
+            .rfind(|l| l.starts_with("| fanout 1000x1 64B full "))
+            .unwrap()
+            .split('|')
+            .map(str::trim)
+            .collect();
+        assert_eq!(&split[2..6], ["40", "30", "20", "90"], "{t}");
+        let relay = t.lines().rfind(|l| l.starts_with("| relay ")).unwrap();
+        assert!(relay.contains("|       20 |"), "{t}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

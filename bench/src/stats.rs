@@ -116,39 +116,59 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
 }
 
 /// CPU use of this process (and of the server, if its pid is known) over a
-/// measured window.
+/// measured window. The server may be several processes (a cluster's
+/// nodes and its Redis: pids separated by commas): its figure is their
+/// sum, and [`CpuWindow::each`] gives them one by one.
 pub struct CpuWindow {
-    server_pid: Option<String>,
+    server_pids: Vec<String>,
     start_us: u64,
     own: f64,
-    server: f64,
+    server: Vec<f64>,
 }
 
 impl CpuWindow {
     /// Starts a window now.
     pub fn start(server_pid: Option<&str>) -> CpuWindow {
-        let server_pid = server_pid.map(str::to_string);
-        let server = server_pid
-            .as_deref()
-            .and_then(cpu_seconds)
+        let server_pids: Vec<String> = server_pid
+            .map(|p| p.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_default();
+        let server = server_pids
+            .iter()
+            .map(|p| cpu_seconds(p).unwrap_or_default())
+            .collect();
         CpuWindow {
             start_us: now_us(),
             own: cpu_seconds("self").unwrap_or_default(),
             server,
-            server_pid,
+            server_pids,
         }
     }
 
-    /// Fractions of one core used since the start: (own, server if known).
+    fn wall(&self) -> f64 {
+        (now_us() - self.start_us).max(1) as f64 / 1e6
+    }
+
+    /// Fractions of one core each server process used since the start
+    /// (empty without a pid; `None` for one that cannot be read).
+    pub fn each(&self) -> Vec<Option<f64>> {
+        let wall = self.wall();
+        self.server_pids
+            .iter()
+            .zip(&self.server)
+            .map(|(pid, start)| cpu_seconds(pid).map(|s| (s - start) / wall))
+            .collect()
+    }
+
+    /// Fractions of one core used since the start: (own, server if known;
+    /// the sum over its processes).
     pub fn fractions(&self) -> (f64, Option<f64>) {
-        let wall = (now_us() - self.start_us).max(1) as f64 / 1e6;
-        let own = (cpu_seconds("self").unwrap_or_default() - self.own) / wall;
-        let server = self
-            .server_pid
-            .as_deref()
-            .and_then(cpu_seconds)
-            .map(|s| (s - self.server) / wall);
+        let own = (cpu_seconds("self").unwrap_or_default() - self.own) / self.wall();
+        let each = self.each();
+        let server = if each.is_empty() {
+            None
+        } else {
+            each.into_iter().sum::<Option<f64>>()
+        };
         (own, server)
     }
 }
@@ -156,7 +176,22 @@ impl CpuWindow {
 /// Prints the CPU line (flagging a client-bound run) and adds the fields to
 /// the scenario's JSON object.
 pub fn report_cpu(cpu: &CpuWindow, json: &mut serde_json::Map<String, serde_json::Value>) {
+    let each = cpu.each();
     report_cpu_shards(cpu.fractions(), &[], json);
+    if each.len() > 1 {
+        // A server of several processes: each one's share, in the order
+        // of --server-pid.
+        let shares: Vec<String> = each
+            .iter()
+            .map(|f| f.map_or("?".to_string(), |f| format!("{:.0}%", f * 100.0)))
+            .collect();
+        println!("  server cpu per process: {}", shares.join(" + "));
+        let values: Vec<serde_json::Value> = each
+            .iter()
+            .map(|f| f.map_or(serde_json::Value::Null, |f| round2(f).into()))
+            .collect();
+        json.insert("server_cpu_each".into(), values.into());
+    }
 }
 
 /// [`report_cpu`] for a run split over several generator processes on the
@@ -241,5 +276,27 @@ mod tests {
     fn reads_own_cpu_and_rss() {
         assert!(cpu_seconds("self").is_some());
         assert!(rss_kib("self").unwrap() > 0);
+    }
+
+    #[test]
+    fn a_server_of_several_processes_sums_their_cpu() {
+        let me = std::process::id().to_string();
+        let cpu = CpuWindow::start(Some(&format!("{me},{me}")));
+        let until = now_us() + 50_000;
+        let mut x = 0u64;
+        while now_us() < until {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let each = cpu.each();
+        assert_eq!(each.len(), 2);
+        let (_, server) = cpu.fractions();
+        let (a, b) = (each[0].unwrap(), each[1].unwrap());
+        assert!(
+            (server.unwrap() - (a + b)).abs() < 0.2,
+            "{each:?} {server:?}"
+        );
+        assert!(CpuWindow::start(Some("0,self")).fractions().1.is_none());
+        assert!(CpuWindow::start(None).each().is_empty());
+        let _ = x;
     }
 }

@@ -7,19 +7,23 @@ use roomd_bench::scenario::{Target, crowd, fanout, handshakes, relay};
 
 const USAGE: &str = "usage: roomd-bench fanout|relay|idle|storm|handshakes [options]
 common:  --addr HOST:PORT (127.0.0.1:8080; ws://HOST:PORT, or wss://HOST:PORT for TLS)
+         --addr2 HOST:PORT (a second node of a cluster: fanout's every other
+         subscriber, relay's guests; the publishers and hosts stay on --addr)
          --tls-ca PEM (with wss://: the CA to trust)  --tls-name NAME (the IP)
          --tls-kx X25519[,...] (key exchange groups offered; rustls' defaults)
-         --label NAME  --server-pid PID
+         --label NAME  --server-pid PID[,PID...] (several: CPU summed, each shown)
          --src 127.0.0.2-9 (spread connections over source addresses)
 fanout:  --subs 1000 --pubs 1 --size 64 --duration 10 --window 256
          --rate MSGS_PER_S (fixed offered rate; default full speed) --path /stream
+         --setup-timeout 120 (seconds for everyone to join)
 relay:   --pairs 100 --duration 10 --path /signal
 idle:    --conns 1000 --room-size 10 --in-flight 256 --hold 2 --timeout 30
          --shard i/n --sync-dir DIR (split over processes) --path /stream
 storm:   --conns 1000 --room-size 10 --timeout 30 --path /stream
 handshakes: --in-flight 64 --duration 5 --path /stream (connect, upgrade, reset)
 report:  --dir DIR (prints the table from DIR/{roomd,node,limit}.jsonl)
-         --tls (the TLS table from DIR/{roomd-tls,roomd-plain,node-tls}.jsonl)";
+         --tls (the TLS table from DIR/{roomd-tls,roomd-plain,node-tls}.jsonl)
+         --cluster (the cluster table from DIR/{roomd-single,roomd-cluster}.jsonl)";
 
 fn main() {
     let mut argv = std::env::args().skip(1);
@@ -38,7 +42,9 @@ fn main() {
             "handshakes" => handshakes::run(&target, &handshakes::Config::from_args(&args)?),
             "report" => {
                 let dir = args.str("dir").unwrap_or(".").as_ref();
-                if args.str("tls").is_some() {
+                if args.str("cluster").is_some() {
+                    print!("{}", report::cluster_table(dir));
+                } else if args.str("tls").is_some() {
                     print!("{}", report::tls_table(dir));
                 } else {
                     print!("{}", report::table(dir));

@@ -1,7 +1,8 @@
 //! `fanout`: N subscribers and K publishers in one `stream` room; each
 //! publisher sends `chat-message`s whose content carries `#pub:seq:time#`,
 //! every member (publishers included, as the protocol says "all") receives
-//! each one. Full speed keeps a bounded window of messages in flight per
+//! each one. Against a cluster (`--addr2`) the publishers join the first
+//! node and the subscribers alternate between the two. Full speed keeps a bounded window of messages in flight per
 //! publisher; `--rate` offers a fixed total rate instead.
 
 use super::{Problems, Summary, Target, is_type, per_server_cpu, stamp, summary};
@@ -19,12 +20,14 @@ pub struct Config {
     window: usize,
     rate: f64,
     duration_us: u64,
+    setup_us: u64,
     path: String,
     room: String,
 }
 
 impl Config {
-    /// Reads `--subs --pubs --size --window --rate --duration --path --room`.
+    /// Reads `--subs --pubs --size --window --rate --duration --path --room`
+    /// and `--setup-timeout` (seconds for everyone to join, 120).
     pub fn from_args(args: &Args) -> Result<Config, String> {
         Ok(Config {
             subs: args.get("subs", 1000)?,
@@ -33,6 +36,7 @@ impl Config {
             window: args.get("window", 256)?.max(1),
             rate: args.get("rate", 0.0)?,
             duration_us: (args.get("duration", 10.0)? * 1e6) as u64,
+            setup_us: (args.get("setup-timeout", 120.0)? * 1e6) as u64,
             path: args.str("path").unwrap_or("/stream").to_string(),
             room: args.str("room").unwrap_or("bench").to_string(),
         })
@@ -60,6 +64,8 @@ struct Fanout<'a> {
     cfg: &'a Config,
     phase: Phase,
     joined: usize,
+    /// Per connection: 1 upgraded, 2 joined (for a failed setup's report).
+    state: Vec<u8>,
     pubs: Vec<Publisher>,
     members: u32,
     received: u64,
@@ -133,6 +139,7 @@ impl Fanout<'_> {
 
 impl Handler for Fanout<'_> {
     fn on_open(&mut self, net: &mut Net, id: usize) {
+        self.state[id] = 1;
         let room = &self.cfg.room;
         let join = format!(
             r#"{{"type":"join-room","roomId":"{room}","userId":"u{id}","userName":"n{id}"}}"#
@@ -140,12 +147,13 @@ impl Handler for Fanout<'_> {
         net.send_text(id, join.as_bytes());
     }
 
-    fn on_text(&mut self, net: &mut Net, _id: usize, text: &[u8]) {
+    fn on_text(&mut self, net: &mut Net, id: usize, text: &[u8]) {
         if let Some(s) = stamp(text) {
             return self.delivered(net, s);
         }
         if is_type(text, "room-joined") {
             self.joined += 1;
+            self.state[id] = 2;
         } else if is_type(text, "error") {
             self.problems.error_reply(text);
         }
@@ -191,6 +199,7 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         cfg,
         phase: Phase::Joining,
         joined: 0,
+        state: vec![0; total],
         pubs,
         members: total as u32,
         received: 0,
@@ -201,19 +210,43 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     };
 
     // Join everyone, at most 256 handshakes in flight.
-    let setup_deadline = now_us() + 120_000_000;
+    let setup_deadline = now_us() + cfg.setup_us;
     let mut started = 0;
     while f.joined < total {
         while started < total && started - f.joined.min(started) < 256 {
-            net.connect(started, target.addr, target.source(started), &cfg.path)
-                .map_err(|e| format!("connect: {e}"))?;
+            // With a second node: every other subscriber there, the
+            // publishers on the first.
+            let second = started < cfg.subs && started % 2 == 1;
+            net.connect(
+                started,
+                target.node(second),
+                target.source(started),
+                &cfg.path,
+            )
+            .map_err(|e| format!("connect: {e}"))?;
             started += 1;
         }
         net.turn(&mut f, Duration::from_millis(5))
             .map_err(|e| e.to_string())?;
         if now_us() > setup_deadline || f.problems.closed > 0 {
+            // Which connections are missing, by node and by how far they got.
+            let mut missing = String::new();
+            for (node, second) in [("first", false), ("second", true)] {
+                let on_node = |id: &usize| (*id < cfg.subs && id % 2 == 1) == second;
+                let ids: Vec<usize> = (0..total).filter(on_node).collect();
+                let unopened = ids.iter().filter(|&&i| f.state[i] == 0).count();
+                let unjoined: Vec<usize> =
+                    ids.iter().copied().filter(|&i| f.state[i] == 1).collect();
+                if unopened + unjoined.len() > 0 {
+                    missing += &format!(
+                        "; {node} node: {unopened} not upgraded, {} upgraded without room-joined (first ids {:?})",
+                        unjoined.len(),
+                        &unjoined[..unjoined.len().min(8)]
+                    );
+                }
+            }
             return Err(format!(
-                "setup failed: {} of {total} joined, {} closed, first error {:?}",
+                "setup failed: {} of {total} joined, {} closed, first error {:?}{missing}",
                 f.joined,
                 f.problems.closed,
                 f.problems.first()

@@ -15,7 +15,11 @@ use std::net::{IpAddr, SocketAddr};
 pub struct Target {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its pid, to read its CPU time and memory from /proc.
+    /// A second node of the same server (a cluster), if any: `fanout`
+    /// puts every other subscriber there and `relay` every guest.
+    pub addr2: Option<SocketAddr>,
+    /// Its pid, to read its CPU time and memory from /proc; for a cluster
+    /// a comma-separated list (every node and Redis), whose CPU is summed.
     pub server_pid: Option<String>,
     /// Source addresses to spread connections over (empty: the default).
     pub sources: Vec<IpAddr>,
@@ -31,18 +35,21 @@ impl Target {
     /// required with `wss://`), `--tls-name` (the name the certificate must
     /// carry; the address's IP by default), `--tls-kx` (key exchange
     /// groups to offer, comma-separated, e.g. `X25519`; rustls' defaults
-    /// otherwise), `--server-pid`, `--src A-B` and `--label`.
+    /// otherwise), `--server-pid PID[,PID...]`, `--src A-B`, `--label`,
+    /// and `--addr2` (a second node, in the same scheme as `--addr`).
     pub fn from_args(args: &Args) -> Result<Target, String> {
         let spec = args.str("addr").unwrap_or("127.0.0.1:8080");
-        let (secure, host_port) = if let Some(rest) = spec.strip_prefix("wss://") {
-            (true, rest)
-        } else {
-            (false, spec.strip_prefix("ws://").unwrap_or(spec))
+        let (secure, addr) = parse_addr("addr", spec)?;
+        let addr2 = match args.str("addr2") {
+            None => None,
+            Some(spec2) => {
+                let (secure2, addr2) = parse_addr("addr2", spec2)?;
+                if secure2 != secure {
+                    return Err("--addr2 needs the same scheme as --addr".into());
+                }
+                Some(addr2)
+            }
         };
-        let addr: SocketAddr = host_port
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|e| format!("--addr {spec:?}: {e}"))?;
         let tls = match (secure, args.str("tls-ca")) {
             (false, None) => None,
             (false, Some(_)) => return Err("--tls-ca needs a wss:// --addr".into()),
@@ -62,11 +69,21 @@ impl Target {
         };
         Ok(Target {
             addr,
+            addr2,
             server_pid: args.str("server-pid").map(str::to_string),
             sources,
             label: args.str("label").unwrap_or("server").to_string(),
             tls,
         })
+    }
+
+    /// The node a connection goes to: the second (`--addr2`) if `second`
+    /// and there is one, else the first.
+    pub fn node(&self, second: bool) -> SocketAddr {
+        match self.addr2 {
+            Some(addr2) if second => addr2,
+            _ => self.addr,
+        }
     }
 
     /// The source address for connection number `i`.
@@ -77,6 +94,21 @@ impl Target {
             Some(self.sources[i % self.sources.len()])
         }
     }
+}
+
+/// Parses `HOST:PORT`, `ws://HOST:PORT` or `wss://HOST:PORT` (whether
+/// it is `wss://`, and the address) of option `--key`.
+fn parse_addr(key: &str, spec: &str) -> Result<(bool, SocketAddr), String> {
+    let (secure, host_port) = if let Some(rest) = spec.strip_prefix("wss://") {
+        (true, rest)
+    } else {
+        (false, spec.strip_prefix("ws://").unwrap_or(spec))
+    };
+    let addr = host_port
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| format!("--{key} {spec:?}: {e}"))?;
+    Ok((secure, addr))
 }
 
 /// Parses `127.0.0.2-9` (a range of the last octet) or a comma-separated list.

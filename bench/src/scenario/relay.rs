@@ -1,7 +1,10 @@
 //! `relay`: N `signal` rooms, each a host and a guest; the host sends a
 //! `signal` stamped `#pair:seq:time#`, the guest sends the same message
 //! back, the host measures the round trip and sends the next one. One
-//! message in flight per pair.
+//! message in flight per pair. Against a cluster (`--addr2`) the hosts are
+//! on the first node and the guests on the second, so every signal crosses
+//! nodes both ways. When the run ends the generator waits (bounded) for
+//! the signals still in flight: `lost` counts those that never came back.
 
 use super::{Problems, Summary, Target, is_type, per_server_cpu, stamp, str_field, summary};
 use crate::args::Args;
@@ -39,6 +42,8 @@ struct Relay {
     pairs: Vec<Pair>,
     ready: usize,
     running: bool,
+    /// Signals the hosts sent.
+    sent: u64,
     trips: u64,
     rtt: Histogram,
     problems: Problems,
@@ -61,6 +66,7 @@ impl Relay {
     fn ping(&mut self, net: &mut Net, pair: usize) {
         let p = &mut self.pairs[pair];
         p.seq += 1;
+        self.sent += 1;
         self.msg.clear();
         self.msg
             .extend_from_slice(br#"{"type":"signal","roomId":""#);
@@ -135,13 +141,14 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
             .collect(),
         ready: 0,
         running: false,
+        sent: 0,
         trips: 0,
         rtt: Histogram::default(),
         problems: Problems::default(),
         msg: Vec::with_capacity(256),
     };
     for id in 0..2 * cfg.pairs {
-        net.connect(id, target.addr, target.source(id), &cfg.path)
+        net.connect(id, target.node(id % 2 == 1), target.source(id), &cfg.path)
             .map_err(|e| format!("connect: {e}"))?;
     }
     let setup_deadline = now_us() + 30_000_000;
@@ -187,7 +194,16 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
     let elapsed = (now_us() - start) as f64 / 1e6;
     let mut json = summary("relay", target);
     report_cpu(&cpu, &mut json);
-    let rate = r.trips as f64 / elapsed;
+    let trips = r.trips;
+    // The signals still in flight: wait for them (up to 5 s).
+    let drain_end = now_us() + 5_000_000;
+    while r.trips < r.sent && r.problems.closed == 0 && now_us() < drain_end {
+        net.turn(&mut r, Duration::from_millis(10))
+            .map_err(|e| e.to_string())?;
+    }
+    let lost = r.sent.saturating_sub(r.trips);
+    // The rate counts the round trips in the window only.
+    let rate = trips as f64 / elapsed;
     let (p50, p99) = (r.rtt.quantile(0.5), r.rtt.quantile(0.99));
     println!(
         "  {:.0} round trips/s; RTT p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; errors {}, closed {}",
@@ -198,16 +214,19 @@ pub fn run(target: &Target, cfg: &Config) -> Result<Summary, String> {
         r.problems.errors,
         r.problems.closed
     );
+    println!("  sent {}, lost {lost}", r.sent);
     if let Some(e) = &r.problems.first {
         println!("  first error: {e}");
     }
     json.insert("pairs".into(), cfg.pairs.into());
     json.insert("seconds".into(), round2(elapsed).into());
-    json.insert("round_trips".into(), r.trips.into());
+    json.insert("round_trips".into(), trips.into());
     json.insert("round_trips_per_s".into(), rate.round().into());
     per_server_cpu(&mut json, "round_trips", rate);
     json.insert("rtt_p50_ms".into(), round2(p50 as f64 / 1e3).into());
     json.insert("rtt_p99_ms".into(), round2(p99 as f64 / 1e3).into());
+    json.insert("sent".into(), r.sent.into());
+    json.insert("lost".into(), lost.into());
     json.insert("errors".into(), r.problems.errors.into());
     Ok(json)
 }
