@@ -40,8 +40,15 @@ pub struct FrameBoundaries {
 }
 
 impl FrameBoundaries {
-    /// Follows `data`, the next bytes of the stream.
-    pub fn advance(&mut self, mut data: &[u8]) {
+    /// Follows `data`, the next bytes of the stream (all in one piece or
+    /// split anywhere, the same state). Returns the offset in
+    /// `data` of the last message boundary it holds (0 if the stream was at
+    /// one before `data`, `data.len()` if it is at one after), or `None` if
+    /// every byte of `data` belongs to one message still incomplete.
+    pub fn advance(&mut self, data: &[u8]) -> Option<usize> {
+        let whole = data.len();
+        let mut data = data;
+        let mut last = self.at_message_boundary().then_some(0);
         while !data.is_empty() {
             if self.in_payload {
                 let n = self.payload_left.min(data.len() as u64);
@@ -51,6 +58,9 @@ impl FrameBoundaries {
                     self.in_payload = false;
                 }
                 self.count_pending(n);
+                if self.at_message_boundary() {
+                    last = Some(whole - data.len());
+                }
                 continue;
             }
             self.header[self.header_len] = data[0];
@@ -67,7 +77,11 @@ impl FrameBoundaries {
                 self.in_payload = len > 0;
             }
             self.count_pending(1);
+            if self.at_message_boundary() {
+                last = Some(whole - data.len());
+            }
         }
+        last
     }
 
     /// Counts `n` bytes just followed toward [`FrameBoundaries::pending`].
@@ -165,6 +179,29 @@ mod tests {
     }
 
     #[test]
+    fn advance_reports_the_last_boundary() {
+        let mut frames = Vec::new();
+        write_frame(&mut frames, OPCODE_TEXT, b"abc"); // 5 bytes
+        write_frame(&mut frames, OPCODE_TEXT, b"defg"); // 6 bytes
+        let mut b = FrameBoundaries::default();
+        assert_eq!(b.advance(&[]), Some(0));
+        assert_eq!(b.advance(&frames[..3]), Some(0), "at one before the data");
+        assert_eq!(
+            b.advance(&frames[3..8]),
+            Some(2),
+            "the first frame ends at 5"
+        );
+        assert_eq!(b.advance(&frames[8..10]), None, "inside the second message");
+        assert_eq!(b.advance(&frames[10..]), Some(1), "at one after the data");
+        assert_eq!(
+            b.advance(&[0x01, 0x80, 0, 0, 0, 0]),
+            Some(0),
+            "a fragment starts"
+        );
+        assert_eq!(b.advance(&[0x89, 0x80, 0, 0, 0, 0]), None, "a ping inside");
+    }
+
+    #[test]
     fn boundaries_follow_split_frames() {
         let mut frames = Vec::new();
         write_frame(&mut frames, OPCODE_TEXT, &[b'a'; 300]); // 4-byte header
@@ -204,7 +241,12 @@ mod tests {
             cuts in proptest::collection::vec(0usize..400, 0..8),
         ) {
             let mut whole = FrameBoundaries::default();
-            whole.advance(&bytes);
+            let last = whole.advance(&bytes);
+            if let Some(last) = last {
+                proptest::prop_assert_eq!(whole.pending(), (bytes.len() - last) as u64);
+            } else {
+                proptest::prop_assert_eq!(whole.pending(), bytes.len() as u64);
+            }
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
             cuts.sort_unstable();
             let mut split = FrameBoundaries::default();
