@@ -48,7 +48,7 @@ enum State {
 /// A WebSocket's life. The engine knows the connection only while `Open`:
 /// every way out of it reports [`crate::engine::Input::Closed`] unless the
 /// engine itself asked for the close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Life {
     /// Messages flow.
     Open,

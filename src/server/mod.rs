@@ -18,6 +18,7 @@ mod reactor;
 pub mod redis;
 mod systemd;
 mod tls;
+mod upgrade;
 
 pub use config::Config;
 pub use reactor::{CLOSE_GRACE_MS, ShutdownHandle};
