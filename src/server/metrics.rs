@@ -319,11 +319,31 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             "Seconds since start.",
             uptime_secs,
         ),
+        (
+            "roomd_upgrades_total",
+            "counter",
+            "Live upgrades done (counted on across upgrades).",
+            server.upgrades_done,
+        ),
+        (
+            "roomd_upgrades_refused_total",
+            "counter",
+            "Live upgrades refused or failed (the process served on).",
+            server.upgrades_refused,
+        ),
     ];
     for (name, kind, help, value) in singles {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    if let Some(ms) = server.last_handover_ms {
+        let name = "roomd_last_handover_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The last live upgrade's pause, from the old process's last read to the new one serving.\n# TYPE {name} gauge\n{name} {:.3}",
+            ms as f64 / 1000.0
         );
     }
     if let Some(expiry) = server.tls_certificate_expiry {

@@ -9,9 +9,6 @@
 //! puts in the document and how it rebuilds from one) is in
 //! `crate::server::reactor::upgrade`.
 
-// Wired to the reactor in the next step.
-#![allow(dead_code, unused_imports)]
-
 pub mod child;
 pub mod handover;
 pub mod transport;

@@ -7,7 +7,8 @@
 //! A TLS connection has a rustls record layer between the socket and the
 //! rest ([`crate::server::tls`]); nothing above it knows.
 //!
-//! Nothing here touches the engine: the reactor does.
+//! Nothing here touches the engine: the reactor does. What a live upgrade
+//! hands over of a connection is in [`handover`].
 
 use crate::engine::ConnId;
 use crate::protocol::close::CloseReason;
@@ -19,6 +20,8 @@ use rustls::{ServerConfig, ServerConnection};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
+
+mod handover;
 
 /// Plaintext handed to rustls per step of a flush: ciphertext of at most
 /// this much waits in rustls at a time, so the outbound queue (which the

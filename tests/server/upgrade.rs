@@ -1,0 +1,292 @@
+//! Live upgrade (SIGUSR2) of the `roomd` binary: clients on all five
+//! protocols keep their connections, their messages and their state across
+//! five upgrades in a row; refused and failed upgrades leave the old
+//! process serving, and are counted; the journal recorded across upgrades
+//! replays.
+
+use crate::live::binary::{KillOnDrop, next_line, roomd, scratch_dir, spawn};
+use crate::live::raw::frame;
+use crate::live::{Client, TIMEOUT, metric_at, ws_at};
+use serde_json::json;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+/// A roomd that may have been upgraded: the first process (the test's
+/// child) and the pid serving now, killed when the test ends.
+struct Upgrading {
+    first: KillOnDrop,
+    pid: u32,
+    addr: SocketAddr,
+    log: Receiver<String>,
+}
+
+impl Drop for Upgrading {
+    fn drop(&mut self) {
+        if self.pid != self.first.0.id() {
+            signal("KILL", self.pid);
+        }
+    }
+}
+
+fn signal(name: &str, pid: u32) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+impl Upgrading {
+    fn start(args: &[&str]) -> Upgrading {
+        let mut command = roomd();
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        let spawned = spawn(command);
+        Upgrading {
+            pid: spawned.child.id(),
+            first: KillOnDrop(spawned.child),
+            addr: spawned.addr,
+            log: spawned.log,
+        }
+    }
+
+    /// Sends SIGUSR2 to the serving process.
+    fn ask_upgrade(&self) {
+        signal("USR2", self.pid);
+    }
+
+    /// Waits for the upgrade asked for to be done: the new pid serves.
+    fn upgraded(&mut self) {
+        let line = self.outcome();
+        let pid = line
+            .split("serving as pid ")
+            .nth(1)
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the upgrade failed: {line}"));
+        assert_ne!(pid, self.pid);
+        self.pid = pid;
+    }
+
+    /// Waits for the upgrade asked for to be refused.
+    fn refused(&self) -> String {
+        let line = self.outcome();
+        assert!(line.contains("upgrade refused"), "{line}");
+        line
+    }
+
+    fn outcome(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("an upgrade's outcome in the log");
+            if line.contains("upgrade refused") || line.contains("serving as pid ") {
+                return line;
+            }
+        }
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        metric_at(self.addr, name)
+    }
+}
+
+/// The next text message, which must be there (no other text before it).
+fn next(c: &mut Client) -> serde_json::Value {
+    c.recv()
+}
+
+/// Reads until a ping comes from the server (heartbeats go on).
+fn await_ping(c: &mut Client) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        assert!(Instant::now() < deadline, "no ping in time");
+        match c.ws.read().expect("read") {
+            Message::Ping(_) => return,
+            Message::Text(t) => panic!("unexpected message {t}"),
+            _ => {}
+        }
+    }
+}
+
+/// Every client of the five protocols, with traffic in a known state.
+struct Clients {
+    chat: [Client; 2],
+    stream: [Client; 2],
+    host: Client,
+    guest: Client,
+    room: String,
+    /// Alice twice, then Bob.
+    presence: [Client; 3],
+    scratch: [Client; 2],
+}
+
+impl Clients {
+    fn open(addr: SocketAddr) -> Clients {
+        let mut chat = [ws_at(addr, "/chat"), ws_at(addr, "/chat")];
+        for c in &mut chat {
+            assert_eq!(next(c)["type"], "system");
+        }
+        let mut stream = [ws_at(addr, "/stream"), ws_at(addr, "/stream")];
+        for (i, c) in stream.iter_mut().enumerate() {
+            c.send_json(json!({"type": "join-room", "roomId": "r", "userId": format!("u{i}"), "userName": format!("N{i}")}));
+            assert_eq!(next(c)["type"], "room-joined");
+        }
+        assert_eq!(next(&mut stream[0])["type"], "user-joined");
+        let mut host = ws_at(addr, "/signal");
+        let mut guest = ws_at(addr, "/signal");
+        host.send_json(json!({"type": "create-room"}));
+        let room = next(&mut host)["roomId"].as_str().unwrap().to_string();
+        guest.send_json(json!({"type": "join-room", "roomId": room}));
+        assert_eq!(next(&mut host)["type"], "peer-joined");
+        assert_eq!(next(&mut guest)["type"], "peer-joined");
+        let mut presence = [
+            ws_at(addr, "/presence?userId=alice"),
+            ws_at(addr, "/presence?userId=alice"),
+            ws_at(addr, "/presence?userId=bob"),
+        ];
+        for c in &mut presence {
+            assert_eq!(next(c)["type"], "CONNECTION_ESTABLISHED");
+            assert_eq!(next(c)["type"], "ONLINE_USERS");
+        }
+        // Alice's first connection saw Bob come online; her second one too.
+        for c in &mut presence[..2] {
+            assert_eq!(next(c)["type"], "USER_ONLINE");
+        }
+        let mut scratch = [ws_at(addr, "/scratch"), ws_at(addr, "/scratch")];
+        for c in &mut scratch {
+            c.send_json(json!({"type": "join", "sessionId": "s"}));
+            assert_eq!(next(c)["type"], "joined");
+        }
+        assert_eq!(next(&mut scratch[0])["type"], "user-joined");
+        Clients {
+            chat,
+            stream,
+            host,
+            guest,
+            room,
+            presence,
+            scratch,
+        }
+    }
+
+    /// Sends message `n` of every stream (without reading).
+    fn send(&mut self, n: u64) {
+        self.chat[0].send_json(json!({"type": "chat", "payload": {"n": n}}));
+        self.stream[1].send_json(json!({"type": "chat-message", "roomId": "r", "userId": "u1", "content": n.to_string()}));
+        self.host
+            .send_json(json!({"type": "signal", "roomId": self.room, "sdp": {"n": n}}));
+        self.scratch[1].send_json(json!({"type": "sync", "sessionId": "s", "changes": {"n": n}}));
+    }
+
+    /// Reads message `n` of every stream: exactly it, nothing before it.
+    fn receive(&mut self, n: u64) {
+        for c in &mut self.chat {
+            let m = next(c);
+            assert_eq!(
+                (m["type"].as_str(), &m["payload"]["n"]),
+                (Some("chat"), &json!(n)),
+                "{m}"
+            );
+        }
+        for c in &mut self.stream {
+            let m = next(c);
+            assert_eq!(m["type"], "chat-message", "{m}");
+            assert_eq!(m["content"], n.to_string(), "{m}");
+        }
+        let m = next(&mut self.guest);
+        assert_eq!(
+            (m["type"].as_str(), &m["sdp"]["n"]),
+            (Some("signal"), &json!(n)),
+            "{m}"
+        );
+        let m = next(&mut self.scratch[0]);
+        assert_eq!(
+            (m["type"].as_str(), &m["changes"]["n"]),
+            (Some("sync"), &json!(n)),
+            "{m}"
+        );
+    }
+
+    /// Presence answers its ping with nothing before (no one went
+    /// offline or came online meanwhile).
+    fn presence_quiet(&mut self) {
+        for c in &mut self.presence {
+            c.send_json(json!({"type": "PING"}));
+            assert_eq!(next(c)["type"], "PONG");
+        }
+    }
+}
+
+#[test]
+fn five_upgrades_in_a_row_close_nothing_and_lose_nothing() {
+    let journal = scratch_dir("upgrade-journal").join("journal.jsonl");
+    let journal_arg = journal.to_str().unwrap().to_string();
+    let mut server = Upgrading::start(&["--heartbeat-interval", "2", "--journal", &journal_arg]);
+    let addr = server.addr;
+    let mut clients = Clients::open(addr);
+    let mut n = 0;
+    for round in 0..5 {
+        // A message split across the hand-over: its first half now, the
+        // rest once the new process serves.
+        let mut splitter = ws_at(addr, "/chat");
+        assert_eq!(next(&mut splitter)["type"], "system");
+        let text = json!({"type": "chat", "payload": {"split": round, "pad": "x".repeat(300)}})
+            .to_string();
+        let bytes = frame(true, 1, text.as_bytes());
+        let half = bytes.len() / 2;
+        splitter.ws.get_mut().write_all(&bytes[..half]).unwrap();
+        // Traffic before and while the upgrade happens.
+        for _ in 0..3 {
+            clients.send(n);
+            n += 1;
+        }
+        server.ask_upgrade();
+        for _ in 0..3 {
+            clients.send(n);
+            n += 1;
+        }
+        server.upgraded();
+        for i in n - 6..n {
+            clients.receive(i);
+        }
+        for i in n - 6..n {
+            assert_eq!(next(&mut splitter)["payload"]["n"], i);
+        }
+        splitter.ws.get_mut().write_all(&bytes[half..]).unwrap();
+        for c in clients.chat.iter_mut().chain([&mut splitter]) {
+            let m = next(c);
+            assert_eq!(m["payload"]["split"], round, "{m}");
+            assert_eq!(m["payload"]["pad"].as_str().map(str::len), Some(300));
+        }
+        clients.presence_quiet();
+        assert_eq!(server.metric("roomd_upgrades_total"), round + 1);
+    }
+    assert_eq!(server.metric("roomd_upgrades_refused_total"), 0);
+    crate::live::eventually("the splitters' sockets gone", || {
+        server.metric("roomd_websockets_open") == 11
+    });
+    // Heartbeats go on in the last process.
+    await_ping(&mut clients.chat[1]);
+    // The first process exited once it had handed over.
+    let status = server.first.0.wait().expect("wait for the first process");
+    assert!(status.success(), "{status:?}");
+    // The journal written by six processes replays as one run.
+    drop(clients);
+    signal("TERM", server.pid);
+    next_line(&server.log, "shut down");
+    let out = Command::new(env!("CARGO_BIN_EXE_roomd"))
+        .args(["replay", "--check", &journal_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay --check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
