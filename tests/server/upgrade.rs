@@ -42,8 +42,15 @@ fn signal(name: &str, pid: u32) {
 
 impl Upgrading {
     fn start(args: &[&str]) -> Upgrading {
+        Self::start_with(args, &[])
+    }
+
+    fn start_with(args: &[&str], envs: &[(&str, &str)]) -> Upgrading {
         let mut command = roomd();
-        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(envs.iter().copied());
         let spawned = spawn(command);
         Upgrading {
             pid: spawned.child.id(),
@@ -289,4 +296,99 @@ fn five_upgrades_in_a_row_close_nothing_and_lose_nothing() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// What systemd would receive on `socket`: one datagram's lines.
+fn notified(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification in time");
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    text.lines().map(str::to_string).collect()
+}
+
+/// Writes an executable script at `path` (through a rename, so no
+/// half-written file is ever run).
+fn script(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn refused_and_failed_upgrades_leave_the_old_process_serving() {
+    let dir = scratch_dir("upgrade-refused");
+    let next_binary = dir.join("roomd-next");
+    let _ = std::fs::remove_file(&next_binary);
+    let notify_path = dir.join("notify");
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut server = Upgrading::start_with(
+        &["--upgrade-binary", next_binary.to_str().unwrap()],
+        &[("NOTIFY_SOCKET", notify_path.to_str().unwrap())],
+    );
+    assert_eq!(notified(&notify), ["READY=1"]);
+    let mut clients = Clients::open(server.addr);
+    let crash = "#!/bin/sh\nif [ \"$1\" = handover-versions ]; then echo 1; exit 0; fi\n\
+                 head -c 100 >/dev/null\nexit 3\n";
+    let cases: [(&str, Option<&str>); 4] = [
+        ("cannot run", None),
+        ("no hand-over versions", Some("/bin/true")),
+        (
+            "reads hand-over versions [999]",
+            Some("#!/bin/sh\necho 999\n"),
+        ),
+        ("exited while taking over", Some(crash)),
+    ];
+    let mut n = 0;
+    for (i, (reason, binary)) in cases.into_iter().enumerate() {
+        let _ = std::fs::remove_file(&next_binary);
+        match binary {
+            None => {}
+            Some(target) if target.starts_with('/') => {
+                std::os::unix::fs::symlink(target, &next_binary).unwrap()
+            }
+            Some(text) => script(&next_binary, text),
+        }
+        clients.send(n);
+        server.ask_upgrade();
+        clients.send(n + 1);
+        let line = server.refused();
+        assert!(line.contains(reason), "{reason:?} not in {line:?}");
+        clients.receive(n);
+        clients.receive(n + 1);
+        n += 2;
+        clients.presence_quiet();
+        assert_eq!(notified(&notify)[0], "RELOADING=1");
+        assert_eq!(notified(&notify), ["READY=1"]);
+        assert_eq!(server.metric("roomd_upgrades_refused_total"), i as u64 + 1);
+        assert_eq!(server.metric("roomd_upgrades_total"), 0);
+        assert_eq!(server.pid, server.first.0.id(), "the same process serves");
+    }
+    // The real binary at last: the count of refusals goes on with it.
+    let _ = std::fs::remove_file(&next_binary);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_roomd"), &next_binary).unwrap();
+    clients.send(n);
+    server.ask_upgrade();
+    server.upgraded();
+    clients.receive(n);
+    clients.presence_quiet();
+    assert_eq!(notified(&notify)[0], "RELOADING=1");
+    assert_eq!(
+        notified(&notify),
+        [format!("MAINPID={}", server.pid), "READY=1".to_string()]
+    );
+    assert_eq!(server.metric("roomd_upgrades_refused_total"), 4);
+    assert_eq!(server.metric("roomd_upgrades_total"), 1);
+    assert!(
+        metric_text(server.addr).contains("roomd_last_handover_seconds "),
+        "the pause is reported"
+    );
+}
+
+/// `/metrics` as text.
+fn metric_text(addr: SocketAddr) -> String {
+    crate::live::http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").2
 }

@@ -71,7 +71,10 @@ impl Reactor {
         let started = child::spawn(&binary, theirs)?;
         let pid = started.id();
         let result = transport::send(&ours, &document.encode(), &fds)
-            .map_err(|e| format!("hand-over to pid {pid}: {e}"))
+            .map_err(|e| match child::exited(&e) {
+                true => child::EXITED.to_string(),
+                false => format!("hand-over to pid {pid}: {e}"),
+            })
             .and_then(|()| child::await_serving(&ours, child::TAKEOVER_TIMEOUT));
         if let Err(e) = result {
             child::abandon(started);

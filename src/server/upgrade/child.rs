@@ -105,13 +105,25 @@ pub fn await_serving(stream: &UnixStream, timeout: Duration) -> Result<(), Strin
     let mut byte = [0u8; 1];
     match (&*stream).read(&mut byte) {
         Ok(1) if byte[0] == SERVING => Ok(()),
-        Ok(0) => Err("the new process exited while taking over".into()),
+        Ok(0) => Err(EXITED.into()),
+        Err(e) if exited(&e) => Err(EXITED.into()),
         Ok(_) => Err("the new process said something else".into()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
             Err(format!("the new process did not serve within {timeout:?}"))
         }
         Err(e) => Err(format!("waiting for the new process: {e}")),
     }
+}
+
+/// Why an upgrade failed when the new process went away.
+pub const EXITED: &str = "the new process exited while taking over";
+
+/// Whether `e` says that the new process's end of the socket is gone.
+pub fn exited(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Kills a child given up on and reaps it.
