@@ -392,3 +392,60 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
 fn metric_text(addr: SocketAddr) -> String {
     crate::live::http(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").2
 }
+
+/// `GET /health`: its status and JSON.
+fn health(addr: SocketAddr) -> (u16, serde_json::Value) {
+    let (status, _, body) = crate::live::http(addr, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    (status, serde_json::from_str(&body).expect("JSON health"))
+}
+
+/// Cluster mode: the upgraded node keeps its number (it is not reaped,
+/// nor fenced: its clients stay), the other node sees no presence event,
+/// and messages cross between the nodes after each upgrade.
+#[test]
+fn a_cluster_node_upgrades_without_the_other_node_seeing_it() {
+    let redis = crate::live::redis::RedisServer::start(None);
+    let url = redis.url(0);
+    let args = ["--redis", url.as_str(), "--node-timeout", "1000ms"];
+    let mut a = Upgrading::start(&args);
+    let mut command = roomd();
+    command.args(["--listen", "127.0.0.1:0"]).args(args);
+    let b = spawn(command);
+    let b_addr = b.addr;
+    let _b = KillOnDrop(b.child);
+    for addr in [a.addr, b_addr] {
+        crate::live::eventually("the node to serve", || health(addr).0 == 200);
+    }
+    let mut alice = ws_at(a.addr, "/presence?userId=alice");
+    assert_eq!(next(&mut alice)["type"], "CONNECTION_ESTABLISHED");
+    assert_eq!(next(&mut alice)["type"], "ONLINE_USERS");
+    let mut bob = ws_at(b_addr, "/presence?userId=bob");
+    assert_eq!(next(&mut bob)["type"], "CONNECTION_ESTABLISHED");
+    assert_eq!(next(&mut bob)["type"], "ONLINE_USERS");
+    assert_eq!(next(&mut alice)["type"], "USER_ONLINE");
+    let mut on_a = ws_at(a.addr, "/chat");
+    let mut on_b = ws_at(b_addr, "/chat");
+    assert_eq!(next(&mut on_a)["type"], "system");
+    assert_eq!(next(&mut on_b)["type"], "system");
+    for round in 0..3u64 {
+        a.ask_upgrade();
+        a.upgraded();
+        crate::live::eventually("the upgraded node to serve", || health(a.addr).0 == 200);
+        // Past the node timeout: a node that lost its number would have
+        // been reaped by now, and its clients closed with 1012.
+        // (Waiting is the point: nothing may happen meanwhile.)
+        std::thread::sleep(Duration::from_millis(1_500));
+        for n in [2 * round, 2 * round + 1] {
+            let from = if n % 2 == 0 { &mut on_a } else { &mut on_b };
+            from.send_json(json!({"type": "chat", "payload": {"n": n}}));
+            for c in [&mut on_a, &mut on_b] {
+                assert_eq!(next(c)["payload"]["n"], n);
+            }
+        }
+        for c in [&mut alice, &mut bob] {
+            c.send_json(json!({"type": "PING"}));
+            assert_eq!(next(c)["type"], "PONG", "no presence event first");
+        }
+        assert_eq!(health(b_addr).1["nodes"], 2, "round {round}");
+    }
+}

@@ -92,7 +92,7 @@ pub struct Config {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
     /// The binary a live upgrade (SIGUSR2, `systemctl reload`) hands over
-    /// to; default: the path roomd was started from
+    /// to; without it, the path roomd was started from
     #[arg(long, value_name = "PATH")]
     pub upgrade_binary: Option<PathBuf>,
     /// TLS address to listen on (wss://, https://), repeatable; needs

@@ -5,7 +5,7 @@
 
 use super::Reactor;
 use super::lifecycle::Parts;
-use crate::engine::{BusInput, ConnId, Engine, Input};
+use crate::engine::{BusCommand, BusInput, BusReply, ConnId, Engine, Input};
 use crate::journal::JournalWriter;
 use crate::protocol::token::Verifier;
 use crate::server::clock::Clock;
@@ -79,8 +79,16 @@ impl Reactor {
         }
         if reactor.redis.is_some() {
             // The old process's Redis connections are gone: as after a
-            // reconnection, the engine resyncs once the new ones are up.
+            // lost connection, the engine hears Redis down and its
+            // commands failed; the subscription it made once is renewed,
+            // and once the new connections are up it heartbeats under the
+            // same node number and resynchronises.
             reactor.feed(now, Input::Bus(BusInput::Down));
+            for id in handover.bus_in_flight {
+                let reply = BusReply::Failed;
+                reactor.feed(now, Input::Bus(BusInput::Reply { id, reply }));
+            }
+            reactor.send_bus(now, 0, &BusCommand::Subscribe);
         }
         reactor.report_closed(now);
         reactor.schedule(now);

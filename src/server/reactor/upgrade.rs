@@ -134,6 +134,7 @@ impl Reactor {
             next_serial: self.next_serial,
             journal_len,
             counters: self.counters,
+            bus_in_flight: self.redis.as_ref().map_or(Vec::new(), |b| b.in_flight()),
         };
         (document, keys)
     }

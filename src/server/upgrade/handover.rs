@@ -43,6 +43,11 @@ pub struct Handover {
     pub journal_len: Option<u64>,
     /// The counters, carried on (upgrades done among them).
     pub counters: ServerCounters,
+    /// Cluster mode: the engine's bus commands still waiting for a reply
+    /// (the new process's Redis connections are new: they fail, as on a
+    /// lost connection).
+    #[serde(default)]
+    pub bus_in_flight: Vec<u64>,
 }
 
 /// One connection (its descriptor travels beside the document).
@@ -172,6 +177,7 @@ mod tests {
                 upgrades_done: 2,
                 ..ServerCounters::default()
             },
+            bus_in_flight: vec![11, 12],
         }
     }
 
