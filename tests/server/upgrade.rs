@@ -252,7 +252,18 @@ fn five_upgrades_in_a_row_close_nothing_and_lose_nothing() {
             clients.send(n);
             n += 1;
         }
+        // A request head cut in two by the hand-over.
+        let request = crate::live::upgrade_request("/signal", "");
+        let mut head = std::net::TcpStream::connect(addr).unwrap();
+        head.set_read_timeout(Some(TIMEOUT)).unwrap();
+        head.write_all(&request.as_bytes()[..40]).unwrap();
         server.ask_upgrade();
+        // A connection that arrives meanwhile is served.
+        let arriving = std::thread::spawn(move || {
+            let mut c = ws_at(addr, "/signal");
+            c.send_json(json!({"type": "create-room"}));
+            next(&mut c)["type"].clone()
+        });
         for _ in 0..3 {
             clients.send(n);
             n += 1;
@@ -261,6 +272,11 @@ fn five_upgrades_in_a_row_close_nothing_and_lose_nothing() {
         for i in n - 6..n {
             clients.receive(i);
         }
+        assert_eq!(arriving.join().unwrap(), "room-created");
+        head.write_all(&request.as_bytes()[40..]).unwrap();
+        let mut answer = [0u8; 12];
+        std::io::Read::read_exact(&mut head, &mut answer).unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 101");
         for i in n - 6..n {
             assert_eq!(next(&mut splitter)["payload"]["n"], i);
         }
@@ -447,5 +463,96 @@ fn a_cluster_node_upgrades_without_the_other_node_seeing_it() {
             assert_eq!(next(c)["type"], "PONG", "no presence event first");
         }
         assert_eq!(health(b_addr).1["nodes"], 2, "round {round}");
+    }
+}
+
+/// TLS connections cannot be handed over (rustls keeps its session): they
+/// are closed with 1012, plaintext ones stay, and the TLS listener serves
+/// on in the new process.
+#[test]
+fn tls_connections_close_1012_and_plaintext_ones_stay() {
+    let cert = crate::tls::data("server.pem");
+    let key = crate::tls::data("server.key");
+    let mut server = Upgrading::start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let line = next_line(&server.log, " with TLS");
+    let tls_addr: SocketAddr = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|a| a.trim_end_matches(" with TLS").trim().parse().ok())
+        .expect("the TLS address");
+    let mut plain = ws_at(server.addr, "/chat");
+    assert_eq!(next(&mut plain)["type"], "system");
+    let mut secure = crate::tls::wss(tls_addr, "/chat");
+    assert!(secure.read().expect("a greeting").is_text());
+    server.ask_upgrade();
+    server.upgraded();
+    let code = loop {
+        match secure.read().expect("the close frame") {
+            Message::Close(Some(frame)) => break u16::from(frame.code),
+            Message::Close(None) => panic!("a close without a code"),
+            _ => {}
+        }
+    };
+    assert_eq!(code, 1012);
+    plain.send_json(json!({"type": "chat", "payload": {"n": 1}}));
+    assert_eq!(next(&mut plain)["payload"]["n"], 1);
+    let mut again = crate::tls::wss(tls_addr, "/chat");
+    assert!(again.read().expect("a greeting").is_text());
+}
+
+/// The rate limiter and the heartbeat of a connection go on in the new
+/// process where they were: an exhausted bucket stays exhausted, and a
+/// client that never answers a ping is still dropped.
+#[test]
+fn rate_limits_and_heartbeats_go_on_across_an_upgrade() {
+    let mut server = Upgrading::start(&["--rate-limit", "1", "--heartbeat-interval", "0.5"]);
+    let mut flooder = ws_at(server.addr, "/chat");
+    assert_eq!(next(&mut flooder)["type"], "system");
+    // A client that never reads, so never answers a ping.
+    let silent = ws_at(server.addr, "/chat");
+    // A burst of two passes, the third is refused.
+    for _ in 0..3 {
+        flooder.send_json(json!({"type": "ping"}));
+    }
+    let started = Instant::now();
+    assert_eq!(next(&mut flooder)["type"], "pong");
+    assert_eq!(next(&mut flooder)["type"], "pong");
+    assert!(
+        next(&mut flooder)
+            .to_string()
+            .contains("rate limit exceeded")
+    );
+    server.ask_upgrade();
+    server.upgraded();
+    flooder.send_json(json!({"type": "ping"}));
+    let m = next(&mut flooder);
+    // A fresh bucket would have let it through (two tokens); the carried
+    // one has refilled less than one since the burst.
+    if started.elapsed() < Duration::from_millis(900) {
+        assert!(m.to_string().contains("rate limit exceeded"), "{m}");
+    }
+    assert_eq!(server.metric("roomd_upgrades_total"), 1);
+    await_ping(&mut flooder);
+    // The silent client's socket ends (its pings unanswered).
+    let mut silent = silent;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut buf = [0u8; 4096];
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the silent client was never dropped"
+        );
+        match std::io::Read::read(silent.ws.get_mut(), &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("no end of the silent client's socket: {e}"),
+        }
     }
 }

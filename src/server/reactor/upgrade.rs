@@ -53,7 +53,41 @@ impl Reactor {
                 binary.display()
             ));
         }
+        // Started while this process still serves: it starts up, then
+        // waits for the hand-over on its standard input.
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
+        let started = child::spawn(&binary, theirs)?;
+        let pid = started.id();
         let stopped_wall_ms = Clock::wall_ms();
+        let result = self
+            .stop_for_handover(now, stopped_wall_ms)
+            .and_then(|(document, keys)| {
+                let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
+                let conns = keys.iter().map(|&k| self.conns[k].socket());
+                let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
+                transport::send(&ours, &document.encode(), &fds).map_err(|e| {
+                    match child::exited(&e) {
+                        true => child::EXITED.to_string(),
+                        false => format!("hand-over to pid {pid}: {e}"),
+                    }
+                })
+            })
+            .and_then(|()| child::await_serving(&ours, child::TAKEOVER_TIMEOUT));
+        if let Err(e) = result {
+            child::abandon(started);
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    /// Stops serving for the hand-over: TLS connections closed, the
+    /// journal flushed; returns the document and the slab keys of the
+    /// connections it names, in its order.
+    fn stop_for_handover(
+        &mut self,
+        now: u64,
+        stopped_wall_ms: u64,
+    ) -> Result<(Handover, Vec<usize>), String> {
         self.close_tls(now);
         let journal_len = match &mut self.journal {
             Some(journal) => Some(
@@ -63,24 +97,7 @@ impl Reactor {
             ),
             None => None,
         };
-        let (document, keys) = self.handover_document(now, stopped_wall_ms, journal_len);
-        let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
-        let conns = keys.iter().map(|&k| self.conns[k].socket());
-        let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
-        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
-        let started = child::spawn(&binary, theirs)?;
-        let pid = started.id();
-        let result = transport::send(&ours, &document.encode(), &fds)
-            .map_err(|e| match child::exited(&e) {
-                true => child::EXITED.to_string(),
-                false => format!("hand-over to pid {pid}: {e}"),
-            })
-            .and_then(|()| child::await_serving(&ours, child::TAKEOVER_TIMEOUT));
-        if let Err(e) = result {
-            child::abandon(started);
-            return Err(e);
-        }
-        Ok(pid)
+        Ok(self.handover_document(now, stopped_wall_ms, journal_len))
     }
 
     /// Closes every TLS WebSocket with 1012 (rustls cannot hand its
