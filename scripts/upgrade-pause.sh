@@ -41,12 +41,12 @@ start_server() {
     wait_for "listening on"
 }
 
-upgrade() { # prints the pause in ms; sets SERVER to the new pid
+upgrade() { # sets PAUSE (ms) and SERVER (the new pid)
     kill -USR2 "$SERVER"
     wait_for "serving as pid" || return 1
     SERVER=$(grep -o "serving as pid [0-9]*" "$LOG" | tail -1 | awk '{print $4}')
     PIDS+=("$SERVER")
-    awk -v s="$(metric roomd_last_handover_seconds)" 'BEGIN {printf "%.1f", s * 1000}'
+    PAUSE=$(awk -v s="$(metric roomd_last_handover_seconds)" 'BEGIN {printf "%.1f", s * 1000}')
 }
 
 for n in $COUNTS; do
@@ -57,11 +57,11 @@ for n in $COUNTS; do
         [ "$(metric roomd_websockets_open)" = "$n" ] && break; sleep 0.1
     done
     open=$(metric roomd_websockets_open)
-    pause=$(upgrade) || exit 1
+    upgrade || exit 1
     after=$(metric roomd_websockets_open)
-    echo "idle $n: pause ${pause} ms; websockets open before $open, after $after"
+    echo "idle $n: pause ${PAUSE} ms; websockets open before $open, after $after"
     kill "$CLIENTS"; kill -TERM "$SERVER"; wait "$CLIENTS" 2>/dev/null
-    sleep 1
+    for _ in $(seq 100); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.1; done
 done
 
 if [ "$FANOUT" = 1 ]; then
@@ -70,9 +70,9 @@ if [ "$FANOUT" = 1 ]; then
         > "$LOG.fanout" 2>&1 &
     BENCH=$!; PIDS+=("$BENCH")
     sleep 3
-    pause=$(upgrade) || exit 1
+    upgrade || exit 1
     wait "$BENCH"
-    echo "fanout 1000 at 100 msg/s: pause ${pause} ms; $(tail -1 "$LOG.fanout")"
+    echo "fanout 1000 at 100 msg/s: pause ${PAUSE} ms; $(tail -1 "$LOG.fanout")"
     rm -f "$LOG.fanout"
     kill -TERM "$SERVER"
 fi

@@ -19,7 +19,11 @@ impl Reactor {
     /// down); `true` if the new process serves now (this one must stop at
     /// once, touching no socket).
     pub(super) fn upgrade_if_requested(&mut self, now: u64) -> bool {
-        if !std::mem::take(&mut self.upgrade_requested) || self.shutting_down {
+        if !std::mem::take(&mut self.upgrade_requested) {
+            return false;
+        }
+        if self.shutting_down {
+            log::info!("upgrade not started: shutting down");
             return false;
         }
         systemd::notify_reloading();

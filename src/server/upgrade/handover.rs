@@ -22,7 +22,10 @@ pub const HANDOVER_VERSIONS: [u32; 1] = [HANDOVER_VERSION];
 pub struct Handover {
     /// [`HANDOVER_VERSION`] of the writer.
     pub version: u32,
-    /// The engine's whole state ([`crate::engine::Engine::save`]).
+    /// The engine's whole state ([`crate::engine::Engine::save`]): sent
+    /// after the rest as it is, not as a JSON string (escaping megabytes
+    /// of JSON would lengthen the pause).
+    #[serde(skip)]
     pub engine: String,
     /// The reactor clock's `now_ms` when the old process stopped: the new
     /// clock goes on from there, so the engine's deadlines hold.
@@ -96,10 +99,16 @@ pub enum Phase {
 }
 
 impl Handover {
-    /// The document as bytes.
+    /// The document as bytes: the length of the rest as JSON (8 bytes,
+    /// little-endian), the rest as JSON, then the engine's state.
     pub fn encode(&self) -> Vec<u8> {
         // Plain data; serialising it cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let rest = serde_json::to_vec(self).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(8 + rest.len() + self.engine.len());
+        bytes.extend_from_slice(&(rest.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&rest);
+        bytes.extend_from_slice(self.engine.as_bytes());
+        bytes
     }
 
     /// A document from bytes; an error for anything else or for a version
@@ -109,11 +118,17 @@ impl Handover {
         struct Versioned {
             version: u32,
         }
-        let v: Versioned = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let (len, bytes) = bytes.split_at_checked(8).ok_or("a document too short")?;
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| "no length")?);
+        let len = usize::try_from(len).map_err(|e| e.to_string())?;
+        let (rest, engine) = bytes.split_at_checked(len).ok_or("a document cut short")?;
+        let v: Versioned = serde_json::from_slice(rest).map_err(|e| e.to_string())?;
         if !HANDOVER_VERSIONS.contains(&v.version) {
             return Err(format!("hand-over version {} is not read", v.version));
         }
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        let mut handover: Handover = serde_json::from_slice(rest).map_err(|e| e.to_string())?;
+        handover.engine = String::from_utf8(engine.to_vec()).map_err(|e| e.to_string())?;
+        Ok(handover)
     }
 
     /// How many descriptors travel with it.
@@ -128,10 +143,12 @@ mod bytes {
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// `bytes` as base64.
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&STANDARD.encode(bytes))
     }
 
+    /// Bytes from base64.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         STANDARD
@@ -147,7 +164,7 @@ mod tests {
     pub(crate) fn sample() -> Handover {
         Handover {
             version: HANDOVER_VERSION,
-            engine: "{}".into(),
+            engine: r#"{"engine":"state \u00e9"}"#.into(),
             now_ms: 7,
             stopped_wall_ms: 8,
             listeners: vec![false, true],
@@ -190,5 +207,9 @@ mod tests {
         let e = Handover::decode(&other.encode()).unwrap_err();
         assert!(e.contains("99"), "{e}");
         assert!(Handover::decode(b"not json").is_err());
+        assert!(Handover::decode(&[]).is_err());
+        let mut cut = sample().encode();
+        cut.truncate(20);
+        assert!(Handover::decode(&cut).is_err());
     }
 }
