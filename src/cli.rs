@@ -44,6 +44,9 @@ enum Sub {
     /// Feed a journal (--journal) to a fresh engine and print its actions
     /// as JSON lines, or check them
     Replay(ReplayArgs),
+    /// Print the live-upgrade hand-over versions this binary reads, one a
+    /// line
+    HandoverVersions,
 }
 
 /// What the command line asks for.
@@ -53,6 +56,8 @@ pub enum Invocation {
     Serve(Box<Config>),
     /// Run `roomd replay`.
     Replay(ReplayArgs),
+    /// Print the hand-over versions read (`roomd handover-versions`).
+    HandoverVersions,
 }
 
 /// Why the command line is not run.
@@ -129,19 +134,25 @@ where
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     // `roomd replay` first, without the variables: a bad ROOMD_ value is
     // the server's business, not the replay's.
-    if let Ok(Cli {
-        command: Some(Sub::Replay(args)),
-        ..
-    }) = Cli::try_parse_from(&args)
-    {
-        return Ok(Invocation::Replay(args));
+    match Cli::try_parse_from(&args) {
+        Ok(Cli {
+            command: Some(Sub::Replay(args)),
+            ..
+        }) => return Ok(Invocation::Replay(args)),
+        Ok(Cli {
+            command: Some(Sub::HandoverVersions),
+            ..
+        }) => return Ok(Invocation::HandoverVersions),
+        _ => {}
     }
     let matches = command()
         .try_get_matches_from(args)
         .map_err(CliError::Clap)?;
     let cli = Cli::from_arg_matches(&matches).map_err(CliError::Clap)?;
-    if let Some(Sub::Replay(args)) = cli.command {
-        return Ok(Invocation::Replay(args));
+    match cli.command {
+        Some(Sub::Replay(args)) => return Ok(Invocation::Replay(args)),
+        Some(Sub::HandoverVersions) => return Ok(Invocation::HandoverVersions),
+        None => {}
     }
     let mut config = cli.config;
     let listen_given = matches.value_source("listen") != Some(ValueSource::DefaultValue);
@@ -269,6 +280,10 @@ mod tests {
             })
         );
         assert_eq!(parse_args(&["replay"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            parse_args(&["handover-versions"]).unwrap(),
+            Invocation::HandoverVersions
+        );
         assert_eq!(
             env_var("max-total-inbound-bytes"),
             "ROOMD_MAX_TOTAL_INBOUND_BYTES"

@@ -18,6 +18,12 @@ fn main() {
     };
     let config = match invocation {
         Invocation::Replay(args) => std::process::exit(roomd::replay::run(&args)),
+        Invocation::HandoverVersions => {
+            for version in roomd::server::HANDOVER_VERSIONS {
+                println!("{version}");
+            }
+            return;
+        }
         Invocation::Serve(config) => *config,
     };
     if let Err(e) = roomd::server::logger::init(config.log_level) {

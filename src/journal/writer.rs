@@ -43,6 +43,41 @@ impl JournalWriter<std::fs::File> {
     }
 }
 
+impl JournalWriter<std::fs::File> {
+    /// Goes on with the journal at `path` that a live upgrade's old
+    /// process wrote `len` bytes of (no new header): bytes past `len` (none
+    /// unless the old process wrote after handing over) are cut.
+    pub fn append(path: &std::path::Path, len: u64) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| {
+                file.set_len(len)?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(len))?;
+                Ok(file)
+            })
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot append to journal {}: {e}", path.display()),
+                )
+            })?;
+        log::info!("journaling engine inputs on to {}", path.display());
+        Ok(JournalWriter {
+            out: Some(BufWriter::with_capacity(BUFFER_BYTES, file)),
+            line: Vec::new(),
+        })
+    }
+
+    /// Flushes, and returns the file's length: `None` once journaling is
+    /// off (a write error).
+    pub fn flushed_len(&mut self) -> Option<u64> {
+        self.flush();
+        let file = self.out.as_ref()?.get_ref();
+        file.metadata().ok().map(|m| m.len())
+    }
+}
+
 impl<W: Write> JournalWriter<W> {
     /// Starts a journal on `out` with the engine's `seed` and `config`.
     pub fn new(out: W, seed: u64, config: &EngineConfig) -> Self {

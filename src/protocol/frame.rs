@@ -45,10 +45,18 @@ pub struct FrameBoundaries {
 }
 
 impl FrameBoundaries {
-    /// Follows `data`, the next bytes of the stream. A header that `data`
-    /// holds whole is read where it is; only one split across calls is
-    /// gathered in `self.header` (this runs on every byte a client sends).
-    pub fn advance(&mut self, mut data: &[u8]) {
+    /// Follows `data`, the next bytes of the stream (all in one piece or
+    /// split anywhere, the same state). A header that `data` holds whole is
+    /// read where it is; only one split across calls is gathered in
+    /// `self.header` (this runs on every byte a client sends). Returns the
+    /// offset in `data` of the last message boundary it holds (0 if the
+    /// stream was at one before `data`, `data.len()` if it is at one
+    /// after), or `None` if every byte of `data` belongs to one message
+    /// still incomplete.
+    pub fn advance(&mut self, data: &[u8]) -> Option<usize> {
+        let whole = data.len();
+        let mut data = data;
+        let mut last = self.at_message_boundary().then_some(0);
         while !data.is_empty() {
             if self.in_payload {
                 let n = self.payload_left.min(data.len() as u64);
@@ -59,6 +67,9 @@ impl FrameBoundaries {
                     self.messages += u64::from(self.ends_message);
                 }
                 self.count_pending(n);
+                if self.at_message_boundary() {
+                    last = Some(whole - data.len());
+                }
                 continue;
             }
             if self.header_len == 0
@@ -67,6 +78,9 @@ impl FrameBoundaries {
                 self.begin_payload(data[0], len);
                 data = &data[n..];
                 self.count_pending(n as u64);
+                if self.at_message_boundary() {
+                    last = Some(whole - data.len());
+                }
                 continue;
             }
             let have = self.header_len;
@@ -80,7 +94,11 @@ impl FrameBoundaries {
                 self.begin_payload(self.header[0], len);
             }
             self.count_pending(n as u64);
+            if self.at_message_boundary() {
+                last = Some(whole - data.len());
+            }
         }
+        last
     }
 
     /// A header whose first byte is `first` announced `len` payload bytes.
@@ -226,6 +244,29 @@ mod tests {
     }
 
     #[test]
+    fn advance_reports_the_last_boundary() {
+        let mut frames = Vec::new();
+        write_frame(&mut frames, OPCODE_TEXT, b"abc"); // 5 bytes
+        write_frame(&mut frames, OPCODE_TEXT, b"defg"); // 6 bytes
+        let mut b = FrameBoundaries::default();
+        assert_eq!(b.advance(&[]), Some(0));
+        assert_eq!(b.advance(&frames[..3]), Some(0), "at one before the data");
+        assert_eq!(
+            b.advance(&frames[3..8]),
+            Some(2),
+            "the first frame ends at 5"
+        );
+        assert_eq!(b.advance(&frames[8..10]), None, "inside the second message");
+        assert_eq!(b.advance(&frames[10..]), Some(1), "at one after the data");
+        assert_eq!(
+            b.advance(&[0x01, 0x80, 0, 0, 0, 0]),
+            Some(0),
+            "a fragment starts"
+        );
+        assert_eq!(b.advance(&[0x89, 0x80, 0, 0, 0, 0]), None, "a ping inside");
+    }
+
+    #[test]
     fn boundaries_follow_split_frames() {
         let mut frames = Vec::new();
         write_frame(&mut frames, OPCODE_TEXT, &[b'a'; 300]); // 4-byte header
@@ -265,7 +306,12 @@ mod tests {
             cuts in proptest::collection::vec(0usize..400, 0..8),
         ) {
             let mut whole = FrameBoundaries::default();
-            whole.advance(&bytes);
+            let last = whole.advance(&bytes);
+            if let Some(last) = last {
+                proptest::prop_assert_eq!(whole.pending(), (bytes.len() - last) as u64);
+            } else {
+                proptest::prop_assert_eq!(whole.pending(), bytes.len() as u64);
+            }
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
             cuts.sort_unstable();
             let mut split = FrameBoundaries::default();

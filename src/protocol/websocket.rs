@@ -24,7 +24,7 @@ use tungstenite::{Error, Utf8Bytes};
 pub const READ_BUFFER: usize = 512;
 
 /// What the client sent, as the caller passes it on.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Received {
     /// A text message.
     Text(String),
@@ -50,8 +50,8 @@ pub enum Decoded {
 }
 
 /// Where the codec is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum State {
     /// Messages flow both ways.
     Open,
     /// The server sent its close frame and waits for the client's.
@@ -84,6 +84,11 @@ pub struct Codec {
     /// The last message returned was a ping or a close, whose answer
     /// `ctx` writes on its next read.
     answer_owed: bool,
+    /// A copy of the bytes received since the last message boundary, which
+    /// `ctx` holds and cannot give back: what a live upgrade hands over of
+    /// an incomplete message. Empty whenever every byte received belongs to
+    /// complete messages (the common case copies nothing).
+    partial: Vec<u8>,
     state: State,
     /// Bytes to send; `out[sent..]` is still queued.
     out: Vec<u8>,
@@ -135,18 +140,77 @@ impl Codec {
                 Some(config(max_message_size)),
             )
         };
-        let mut frames = FrameBoundaries::default();
-        frames.advance(early);
-        Codec {
+        let mut codec = Codec {
             ctx,
-            frames,
+            frames: FrameBoundaries::default(),
+            partial: Vec::new(),
             returned: 0,
             answer_owed: false,
             state: State::Open,
             out,
             sent: 0,
             max_message_size,
+        };
+        codec.follow(early);
+        codec
+    }
+
+    /// A codec in `state` that goes on from another's: `partial` is what
+    /// that one held of an incomplete message ([`Self::partial_input`]),
+    /// `out` what it had not sent ([`Self::unsent`]). A closing one has
+    /// sent its close frame already (the client's close is not answered
+    /// again); a failed one discards what it receives.
+    pub fn resume(partial: &[u8], max_message_size: usize, out: Vec<u8>, state: State) -> Self {
+        match state {
+            State::Open => Codec::new(partial, max_message_size, out),
+            State::Closing => {
+                let mut codec = Codec::new(partial, max_message_size, out);
+                let mut sent_before = Vec::new();
+                let mut pipe = Pipe {
+                    input: &[],
+                    out: &mut sent_before,
+                };
+                // The context learns that its close frame is out.
+                if let Err(e) = codec.ctx.close(&mut pipe, None) {
+                    log::debug!("resumed close: {e}");
+                }
+                codec.state = State::Closing;
+                codec
+            }
+            State::Failed => {
+                let mut codec = Codec::new(&[], max_message_size, out);
+                codec.state = State::Failed;
+                codec
+            }
         }
+    }
+
+    /// Where it is in its life (for [`Self::resume`]).
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Follows `taken`, bytes just given to `ctx`, keeping [`Self::partial`]
+    /// the bytes of the message in progress.
+    fn follow(&mut self, taken: &[u8]) {
+        let last = self.frames.advance(taken);
+        if self.frames.at_message_boundary() {
+            self.partial.clear();
+            return;
+        }
+        if let Some(last) = last {
+            self.partial.clear();
+            self.partial.extend_from_slice(&taken[last..]);
+        } else {
+            self.partial.extend_from_slice(taken);
+        }
+    }
+
+    /// The bytes received of the message in progress (with any control
+    /// frames between its fragments), as [`Codec::new`] takes them back:
+    /// empty at a message boundary.
+    pub fn partial_input(&self) -> &[u8] {
+        &self.partial
     }
 
     /// Decodes the next message from what it holds plus `input`. Returns
@@ -169,7 +233,7 @@ impl Codec {
         };
         let result = self.ctx.read(&mut pipe);
         let taken = input.len() - pipe.input.len();
-        self.frames.advance(&input[..taken]);
+        self.follow(&input[..taken]);
         // Each read first writes what the previous one owed.
         self.answer_owed = matches!(result, Ok(Message::Ping(_) | Message::Close(_)));
         self.returned += u64::from(result.is_ok());
@@ -231,6 +295,7 @@ impl Codec {
         {
             self.frames.take_largest_payload();
             self.ctx = self.fresh_context();
+            self.partial = Vec::new();
         }
     }
 
@@ -293,6 +358,7 @@ impl Codec {
         self.frames = FrameBoundaries::default();
         self.returned = 0;
         self.answer_owed = false;
+        self.partial = Vec::new();
     }
 
     /// Bytes held of the incoming message in progress (see
@@ -524,6 +590,59 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_message_split_by_a_handover_is_delivered_whole() {
+        let mut codec = Codec::new(&[], 1 << 16, Vec::new());
+        let mut bytes = masked_frame(1, b"before");
+        let big = "x".repeat(2000);
+        bytes.extend(masked_frame(1, big.as_bytes()));
+        let cut = masked_frame(1, b"before").len() + 700;
+        let steps = decode_all(&mut codec, &bytes[..cut]);
+        assert_eq!(texts(&steps), vec![Received::Text("before".into())]);
+        assert_eq!(codec.partial_input(), &bytes[cut - 700..cut]);
+        assert_eq!(codec.pending_input(), 700);
+        codec.send_encoded(b"queued");
+        let mut next = Codec::resume(
+            codec.partial_input(),
+            1 << 16,
+            codec.unsent().to_vec(),
+            codec.state(),
+        );
+        assert_eq!(next.unsent(), b"queued");
+        let steps = decode_all(&mut next, &bytes[cut..]);
+        assert_eq!(texts(&steps), vec![Received::Text(big)]);
+        assert!(next.partial_input().is_empty());
+        assert_eq!(next.pending_input(), 0);
+    }
+
+    #[test]
+    fn whole_messages_leave_nothing_partial() {
+        let mut codec = Codec::new(&[], 1024, Vec::new());
+        let mut bytes = masked_frame(1, b"one");
+        bytes.extend(masked_frame(9, b""));
+        bytes.extend(masked_frame(1, b"two"));
+        decode_all(&mut codec, &bytes);
+        assert!(codec.partial_input().is_empty());
+        assert_eq!(codec.partial.capacity(), 0, "nothing copied");
+    }
+
+    #[test]
+    fn a_resumed_closing_codec_does_not_answer_the_close_again() {
+        let mut codec = Codec::new(&[], 1024, Vec::new());
+        codec.close(CloseReason::ShuttingDown);
+        let sent = codec.unsent().len();
+        let mut next = Codec::resume(&[], 1024, Vec::new(), codec.state());
+        assert!(!next.is_open());
+        let steps = decode_all(&mut next, &masked_frame(8, &1000u16.to_be_bytes()));
+        assert_eq!(steps, vec![Decoded::Finished]);
+        assert!(next.unsent().is_empty(), "no second close frame");
+        assert!(sent > 0);
+        let mut failed = Codec::resume(b"junk", 1024, b"x".to_vec(), State::Failed);
+        assert!(failed.failed());
+        assert_eq!(failed.decode(b"more").1, Decoded::NeedMore);
+        assert_eq!(failed.unsent(), b"x");
+    }
+
     proptest::proptest! {
         /// Messages of any size (many past the 512-byte read buffer, which
         /// makes the context be rebuilt between messages), fragmented or
@@ -560,14 +679,27 @@ mod tests {
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
             cuts.sort_unstable();
             let mut codec = Codec::new(&[], 1 << 20, Vec::new());
-            let (mut steps, mut from) = (Vec::new(), 0);
+            let mut handed = Codec::new(&[], 1 << 20, Vec::new());
+            let (mut steps, mut handed_steps, mut from) = (Vec::new(), Vec::new(), 0);
             for cut in cuts.into_iter().chain([bytes.len()]) {
                 steps.extend(decode_all(&mut codec, &bytes[from..cut]));
+                handed_steps.extend(decode_all(&mut handed, &bytes[from..cut]));
+                proptest::prop_assert_eq!(handed.partial_input().len(), handed.pending_input());
+                // A live upgrade at every cut: a new codec from what the
+                // old one held.
+                handed = Codec::resume(handed.partial_input(), 1 << 20, Vec::new(), handed.state());
                 from = cut;
             }
             proptest::prop_assert!(steps.iter().all(|s| matches!(s, Decoded::Message(_) | Decoded::NeedMore)));
-            proptest::prop_assert_eq!(texts(&steps), expected);
+            proptest::prop_assert_eq!(texts(&steps), expected.clone());
             proptest::prop_assert_eq!(codec.pending_input(), 0);
+            // A ping between fragments may be decoded again after a cut
+            // (it is part of the incomplete message's bytes): messages
+            // alone are compared.
+            let messages = |r: Vec<Received>| -> Vec<Received> {
+                r.into_iter().filter(|r| *r != Received::Alive).collect()
+            };
+            proptest::prop_assert_eq!(messages(texts(&handed_steps)), messages(expected));
         }
     }
 }

@@ -22,6 +22,15 @@ impl Clock {
         }
     }
 
+    /// A clock that goes on from another's `now_ms` (a live upgrade's):
+    /// from the wall-clock time if that is later, never earlier.
+    pub fn resume(now_ms: u64) -> Self {
+        Clock {
+            start_wall_ms: now_ms.max(Self::wall_ms()),
+            start: Instant::now(),
+        }
+    }
+
     /// The system's wall-clock epoch milliseconds (may jump; for log lines).
     pub fn wall_ms() -> u64 {
         SystemTime::now()

@@ -6,7 +6,8 @@ use crate::protocol::token::Refusal;
 use std::fmt::Write;
 
 /// Counters kept by the reactor itself (the engine keeps the others).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ServerCounters {
     /// TCP connections accepted since start.
     pub accepted: u64,
@@ -37,10 +38,18 @@ pub struct ServerCounters {
     pub sockets_open: u64,
     /// The Redis client's counters, with `--redis`.
     pub redis: Option<RedisCounters>,
+    /// Live upgrades done, counted on across upgrades.
+    pub upgrades_done: u64,
+    /// Live upgrades refused or failed (the process served on).
+    pub upgrades_refused: u64,
+    /// The last hand-over's pause, milliseconds (from the old process's
+    /// last read to the new one's first).
+    pub last_handover_ms: Option<u64>,
 }
 
 /// What the Redis client of cluster mode did since start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RedisCounters {
     /// Commands sent (scripts and plain commands).
     pub commands: u64,
@@ -310,11 +319,31 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
             "Seconds since start.",
             uptime_secs,
         ),
+        (
+            "roomd_upgrades_total",
+            "counter",
+            "Live upgrades done (counted on across upgrades).",
+            server.upgrades_done,
+        ),
+        (
+            "roomd_upgrades_refused_total",
+            "counter",
+            "Live upgrades refused or failed (the process served on).",
+            server.upgrades_refused,
+        ),
     ];
     for (name, kind, help, value) in singles {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    if let Some(ms) = server.last_handover_ms {
+        let name = "roomd_last_handover_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The last live upgrade's pause, from the old process's last read to the new one serving.\n# TYPE {name} gauge\n{name} {:.3}",
+            ms as f64 / 1000.0
         );
     }
     if let Some(expiry) = server.tls_certificate_expiry {

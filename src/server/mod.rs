@@ -18,9 +18,11 @@ mod reactor;
 pub mod redis;
 mod systemd;
 mod tls;
+mod upgrade;
 
 pub use config::Config;
 pub use reactor::{CLOSE_GRACE_MS, ShutdownHandle};
+pub use upgrade::HANDOVER_VERSIONS;
 
 use std::io;
 use std::net::SocketAddr;
@@ -53,7 +55,21 @@ impl Server {
                 listeners.len()
             );
         }
-        let tls = if listeners.iter().any(|(_, tls)| *tls) {
+        let (tls, verifier) = Self::load_keys(&config, &listeners)?;
+        let seed = clock::Clock::seed();
+        let reactor = reactor::Reactor::new(config, listeners, tls, verifier, seed)?;
+        Ok(Server { reactor })
+    }
+
+    /// The TLS identity (if `tls_needed`) and the token verifier.
+    fn load_keys_for(
+        config: &Config,
+        tls_needed: bool,
+    ) -> io::Result<(
+        Option<tls::TlsIdentity>,
+        Option<crate::protocol::token::Verifier>,
+    )> {
+        let tls = if tls_needed {
             let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
                 let e = "a TLS listener needs --tls-cert and --tls-key";
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
@@ -69,9 +85,31 @@ impl Server {
         if config.allow_origins.is_empty() {
             log::warn!("no --allow-origin configured: every origin is allowed");
         }
-        let seed = clock::Clock::seed();
-        let reactor = reactor::Reactor::new(config, listeners, tls, verifier, seed)?;
+        Ok((tls, verifier))
+    }
+
+    /// In a process started by a live upgrade: takes the hand-over from
+    /// `link` (the document, then the descriptors) and rebuilds the
+    /// server from it. It serves (and tells the old process so) once run.
+    pub fn take_over(config: Config, link: std::os::unix::net::UnixStream) -> io::Result<Server> {
+        let (document, fds) = upgrade::transport::receive(&link)?;
+        let handover = upgrade::Handover::decode(&document)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let tls_needed = handover.listeners.contains(&true);
+        let (tls, verifier) = Self::load_keys_for(&config, tls_needed)?;
+        let reactor = reactor::Reactor::resume(config, handover, fds, tls, verifier, link)?;
         Ok(Server { reactor })
+    }
+
+    /// The TLS identity (if a listener is TLS) and the token verifier.
+    fn load_keys(
+        config: &Config,
+        listeners: &[(std::net::TcpListener, bool)],
+    ) -> io::Result<(
+        Option<tls::TlsIdentity>,
+        Option<crate::protocol::token::Verifier>,
+    )> {
+        Self::load_keys_for(config, listeners.iter().any(|(_, tls)| *tls))
     }
 
     /// The plaintext addresses actually listened on (useful with port 0).
@@ -95,7 +133,7 @@ impl Server {
     }
 
     /// Shuts down gracefully on SIGTERM and SIGINT; reloads the TLS
-    /// certificate and key on SIGHUP.
+    /// certificate and key on SIGHUP; upgrades live on SIGUSR2.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         self.reactor.handle_signals()
     }
@@ -106,14 +144,22 @@ impl Server {
             let with = if tls { " with TLS" } else { "" };
             log::info!("listening on {addr}{with}");
         }
-        systemd::notify_ready();
+        // After a live upgrade the old process tells systemd (MAINPID=,
+        // READY=1) once this one said it serves.
+        if !self.reactor.confirm_serving()? {
+            systemd::notify_ready();
+        }
         self.reactor.run()
     }
 }
 
-/// Runs the server as the binary does: bind, handle signals, serve.
+/// Runs the server as the binary does: bind (or take over from a live
+/// upgrade's old process), handle signals, serve.
 pub fn run(config: Config) -> io::Result<()> {
-    let mut server = Server::bind(config)?;
+    let mut server = match upgrade::child::handover_socket() {
+        Some(link) => Server::take_over(config, link?)?,
+        None => Server::bind(config)?,
+    };
     server.handle_signals()?;
     server.run()
 }

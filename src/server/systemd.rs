@@ -17,11 +17,33 @@ pub fn notify_stopping() {
     notify(sd_notify::NotifyState::Stopping);
 }
 
+/// Tells systemd a reload (a live upgrade) started (`RELOADING=1`).
+pub fn notify_reloading() {
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    // systemd 253 and later want the time the reload started.
+    states.extend(sd_notify::NotifyState::monotonic_usec_now().ok());
+    notify_all(&states);
+}
+
+/// Tells systemd a live upgrade is done: `pid` is the main process now,
+/// and it is ready (`MAINPID=`, `READY=1`; the unit needs
+/// `NotifyAccess=all`, as the message comes from the old process).
+pub fn notify_main_pid(pid: u32) {
+    notify_all(&[
+        sd_notify::NotifyState::MainPid(pid),
+        sd_notify::NotifyState::Ready,
+    ]);
+}
+
 fn notify(state: sd_notify::NotifyState<'_>) {
+    notify_all(&[state]);
+}
+
+fn notify_all(states: &[sd_notify::NotifyState<'_>]) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
-    if let Err(e) = sd_notify::notify(&[state]) {
+    if let Err(e) = sd_notify::notify(states) {
         log::warn!("sd_notify failed: {e}");
     }
 }

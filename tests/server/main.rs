@@ -24,5 +24,6 @@ mod reuse_port;
 mod seed_env;
 mod socket_activation;
 mod tls;
+mod upgrade;
 mod websocket_conformance;
 mod websocket_limits;

@@ -17,9 +17,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
-fn data(name: &str) -> PathBuf {
+pub(crate) fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/tls")
         .join(name)
@@ -110,7 +110,7 @@ fn peer_certificate(stream: &TlsStream) -> Vec<u8> {
     certs[0].as_ref().to_vec()
 }
 
-fn wss(addr: SocketAddr, path: &str) -> WebSocket<TlsStream> {
+pub(crate) fn wss(addr: SocketAddr, path: &str) -> WebSocket<TlsStream> {
     let url = format!("wss://localhost:{}{path}", addr.port());
     let (ws, response) = tungstenite::client(url, tls_connect(addr)).expect("wss handshake");
     assert_eq!(response.status(), 101);

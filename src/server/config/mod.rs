@@ -87,10 +87,14 @@ pub struct Config {
     /// Log level: off, error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL", value_parser = value::log_level, default_value = "info")]
     pub log_level: log::LevelFilter,
-    /// Record every engine input to FILE (truncated at start) for `roomd
-    /// replay`
+    /// Record every engine input to FILE (truncated at start, continued
+    /// across live upgrades) for `roomd replay`
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// The binary a live upgrade (SIGUSR2, `systemctl reload`) hands over
+    /// to; without it, the path roomd was started from
+    #[arg(long, value_name = "PATH")]
+    pub upgrade_binary: Option<PathBuf>,
     /// TLS address to listen on (wss://, https://), repeatable; needs
     /// --tls-cert and --tls-key
     #[arg(long, value_name = "ADDR", value_delimiter = ',', value_parser = value::address)]

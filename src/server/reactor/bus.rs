@@ -179,6 +179,22 @@ impl Reactor {
 }
 
 impl Bus {
+    /// The engine's commands that have no reply yet (publishes not yet
+    /// sent among them), in order: a live upgrade's new process fails them,
+    /// as a lost Redis connection does.
+    pub fn in_flight(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .sent_at
+            .keys()
+            .flat_map(|id| self.batches.get(id).cloned().unwrap_or_else(|| vec![*id]))
+            .collect();
+        if let Some((_, batch, _)) = &self.batch {
+            ids.extend(batch);
+        }
+        ids.sort_unstable();
+        ids
+    }
+
     /// Sends `call` as command `id`.
     fn send(&mut self, now: u64, id: u64, call: Call, prefix: &str) {
         let redis = &mut self.client;

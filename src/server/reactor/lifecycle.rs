@@ -1,5 +1,6 @@
 //! The reactor's lifecycle: construction, signals (SIGHUP reloads the TLS
-//! certificate and key; SIGTERM and SIGINT shut down), the shutdown
+//! certificate and key; SIGUSR2 upgrades live; SIGTERM and SIGINT shut
+//! down), the shutdown
 //! handle, and the graceful shutdown (1001 to every WebSocket, a grace for
 //! their close handshakes).
 
@@ -23,6 +24,17 @@ use slab::Slab;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What a reactor starts from besides its settings and sockets: a new
+/// engine, clock and journal, or those a live upgrade handed over.
+pub(super) struct Parts {
+    /// The engine.
+    pub engine: Engine,
+    /// The clock its times are read from.
+    pub clock: Clock,
+    /// The journal, if any.
+    pub journal: Option<JournalWriter<std::fs::File>>,
+}
 
 /// Asks a running reactor to shut down (from any thread).
 #[derive(Clone, Debug)]
@@ -51,6 +63,30 @@ impl Reactor {
         verifier: Option<Verifier>,
         seed: u64,
     ) -> io::Result<Self> {
+        let engine_config = config.engine_config();
+        log::info!("engine seed {seed}");
+        let journal = match &config.journal {
+            None => None,
+            Some(path) => Some(JournalWriter::create(path, seed, &engine_config)?),
+        };
+        let engine = Engine::new(engine_config, seed);
+        let parts = Parts {
+            engine,
+            clock: Clock::start(),
+            journal,
+        };
+        Self::assemble(config, listeners, tls, verifier, parts)
+    }
+
+    /// A reactor on `listeners` with `parts` (new, or handed over), no
+    /// connection yet.
+    pub(super) fn assemble(
+        config: Config,
+        listeners: Vec<(std::net::TcpListener, bool)>,
+        tls: Option<TlsIdentity>,
+        verifier: Option<Verifier>,
+        parts: Parts,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut mio_listeners = Vec::new();
@@ -61,14 +97,16 @@ impl Reactor {
                 .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)?;
             mio_listeners.push(Listener { socket, tls });
         }
-        let engine_config = config.engine_config();
-        let clock = Clock::start();
+        let Parts {
+            engine,
+            clock,
+            journal,
+        } = parts;
         let redis = bus::start(&config, poll.registry(), clock.now_ms())?;
-        log::info!("engine seed {seed}");
-        let journal = match &config.journal {
-            None => None,
-            Some(path) => Some(JournalWriter::create(path, seed, &engine_config)?),
-        };
+        let upgrade_binary = config
+            .upgrade_binary
+            .clone()
+            .or_else(crate::server::upgrade::child::started_from);
         Ok(Reactor {
             journal,
             poll,
@@ -78,7 +116,7 @@ impl Reactor {
             verifier,
             conns: Slab::new(),
             tokens: ConnMap::default(),
-            engine: Engine::new(engine_config, seed),
+            engine,
             clock,
             outbound: Budget::new(config.max_total_outbound_bytes),
             inbound: Budget::new(config.max_total_inbound_bytes),
@@ -102,6 +140,9 @@ impl Reactor {
             signals: None,
             shutting_down: false,
             redis,
+            upgrade_binary,
+            upgrade_requested: false,
+            handover_link: None,
         })
     }
 
@@ -121,12 +162,14 @@ impl Reactor {
         }
     }
 
-    /// Shuts down on SIGTERM and SIGINT; reloads TLS on SIGHUP.
+    /// Shuts down on SIGTERM and SIGINT; reloads TLS on SIGHUP; upgrades
+    /// live on SIGUSR2.
     pub fn handle_signals(&mut self) -> io::Result<()> {
         let mut signals = signal_hook_mio::v1_0::Signals::new([
             signal_hook::consts::SIGTERM,
             signal_hook::consts::SIGINT,
             signal_hook::consts::SIGHUP,
+            signal_hook::consts::SIGUSR2,
         ])?;
         self.poll
             .registry()
@@ -143,6 +186,9 @@ impl Reactor {
         for signal in pending {
             if signal == signal_hook::consts::SIGHUP {
                 self.reload_tls();
+            } else if signal == signal_hook::consts::SIGUSR2 {
+                log::info!("SIGUSR2: live upgrade");
+                self.upgrade_requested = true;
             } else {
                 log::info!("signal {signal}: shutting down");
                 self.flag.store(true, Ordering::SeqCst);

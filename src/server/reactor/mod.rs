@@ -32,8 +32,10 @@ use timers::{Timer, Timers};
 mod accept;
 mod bus;
 mod lifecycle;
+mod resume;
 mod timers;
 mod transfer;
+mod upgrade;
 
 pub use lifecycle::ShutdownHandle;
 
@@ -113,6 +115,14 @@ pub(crate) struct Reactor {
     shutting_down: bool,
     /// The Redis client, with `--redis`.
     redis: Option<bus::Bus>,
+    /// The binary a live upgrade starts (`--upgrade-binary`, or the one
+    /// this process was started from).
+    upgrade_binary: Option<std::path::PathBuf>,
+    /// SIGUSR2 came: upgrade at the end of this turn.
+    upgrade_requested: bool,
+    /// In a process started by a live upgrade, until it serves: the socket
+    /// to tell the old process so.
+    handover_link: Option<std::os::unix::net::UnixStream>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -137,7 +147,8 @@ impl Reactor {
     fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.read_again.is_empty() {
+            // Connections to flush (as after a hand-over) get a turn at once.
+            let timeout = if self.read_again.is_empty() && self.dirty.is_empty() {
                 let next = self.timers.next(&self.conns);
                 next.map(|at| Duration::from_millis(at.saturating_sub(self.clock.now_ms())))
             } else {
@@ -180,6 +191,9 @@ impl Reactor {
                 self.retry_paused_accepts(now);
             }
             self.socket_freed = false;
+            if self.upgrade_if_requested(now) {
+                return Ok(());
+            }
             self.schedule(now);
             if self.shutting_down
                 && (self.conns.is_empty() || self.timers.fire(Timer::Shutdown, now))

@@ -11,7 +11,8 @@
 //! (rustls' buffered `ServerConnection` keeps a 4 KiB read buffer for a
 //! connection's whole life).
 //!
-//! Nothing here touches the engine: the reactor does.
+//! Nothing here touches the engine: the reactor does. What a live upgrade
+//! hands over of a connection is in [`handover`].
 
 use crate::engine::ConnId;
 use crate::protocol::close::CloseReason;
@@ -27,6 +28,8 @@ use rustls::unbuffered::{
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
+
+mod handover;
 
 /// Plaintext encrypted per step of a flush: ciphertext of at most this
 /// much waits in the TLS layer at a time, so the outbound queue (which the
@@ -56,7 +59,7 @@ enum State {
 /// A WebSocket's life. The engine knows the connection only while `Open`:
 /// every way out of it reports [`crate::engine::Input::Closed`] unless the
 /// engine itself asked for the close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Life {
     /// Messages flow.
     Open,

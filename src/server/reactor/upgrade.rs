@@ -1,0 +1,162 @@
+//! The old process's side of a live upgrade (SIGUSR2): ask the new binary
+//! which hand-over versions it reads, close TLS connections with 1012,
+//! write the document, start the new binary, hand it the document and
+//! every descriptor, and exit once it serves. Anything failing before that
+//! refuses the upgrade with one log line: the process serves on, every
+//! descriptor still its own.
+
+use super::Reactor;
+use crate::protocol::close::CloseReason;
+use crate::server::clock::Clock;
+use crate::server::systemd;
+use crate::server::upgrade::handover::Handover;
+use crate::server::upgrade::{HANDOVER_VERSION, child, transport};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+
+impl Reactor {
+    /// Carries out an upgrade asked for this turn (not while shutting
+    /// down); `true` if the new process serves now (this one must stop at
+    /// once, touching no socket).
+    pub(super) fn upgrade_if_requested(&mut self, now: u64) -> bool {
+        if !std::mem::take(&mut self.upgrade_requested) {
+            return false;
+        }
+        if self.shutting_down {
+            log::info!("upgrade not started: shutting down");
+            return false;
+        }
+        systemd::notify_reloading();
+        match self.hand_over(now) {
+            Ok(pid) => {
+                log::info!("upgrade: pid {pid} serves now; exiting");
+                systemd::notify_main_pid(pid);
+                // The new process appends to the journal from here on.
+                self.journal = None;
+                true
+            }
+            Err(e) => {
+                log::warn!("upgrade refused: {e}; serving on");
+                self.counters.upgrades_refused += 1;
+                systemd::notify_ready();
+                false
+            }
+        }
+    }
+
+    /// The upgrade itself; the new process's pid once it serves.
+    fn hand_over(&mut self, now: u64) -> Result<u32, String> {
+        let binary = self
+            .upgrade_binary
+            .clone()
+            .ok_or("no binary to upgrade to (set --upgrade-binary)")?;
+        let versions = child::query_versions(&binary, child::QUERY_TIMEOUT)?;
+        if !versions.contains(&HANDOVER_VERSION) {
+            return Err(format!(
+                "{} reads hand-over versions {versions:?}, not {HANDOVER_VERSION}",
+                binary.display()
+            ));
+        }
+        // Started while this process still serves: it starts up, then
+        // waits for the hand-over on its standard input.
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
+        let started = child::spawn(&binary, theirs)?;
+        let pid = started.id();
+        let stopped_wall_ms = Clock::wall_ms();
+        let result = self
+            .stop_for_handover(now, stopped_wall_ms)
+            .and_then(|(document, keys)| {
+                let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
+                let conns = keys.iter().map(|&k| self.conns[k].socket());
+                let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
+                transport::send(&ours, &document.encode(), &fds).map_err(|e| {
+                    match child::exited(&e) {
+                        true => child::EXITED.to_string(),
+                        false => format!("hand-over to pid {pid}: {e}"),
+                    }
+                })
+            })
+            .and_then(|()| child::await_serving(&ours, child::TAKEOVER_TIMEOUT));
+        if let Err(e) = result {
+            child::abandon(started);
+            return Err(e);
+        }
+        Ok(pid)
+    }
+
+    /// Stops serving for the hand-over: TLS connections closed, the
+    /// journal flushed; returns the document and the slab keys of the
+    /// connections it names, in its order.
+    fn stop_for_handover(
+        &mut self,
+        now: u64,
+        stopped_wall_ms: u64,
+    ) -> Result<(Handover, Vec<usize>), String> {
+        self.close_tls(now);
+        let journal_len = match &mut self.journal {
+            Some(journal) => Some(
+                journal
+                    .flushed_len()
+                    .ok_or("the journal cannot be written (see above)")?,
+            ),
+            None => None,
+        };
+        Ok(self.handover_document(now, stopped_wall_ms, journal_len))
+    }
+
+    /// Closes every TLS WebSocket with 1012 (rustls cannot hand its
+    /// session over) and drops every other TLS socket; the close frames
+    /// are flushed now. They stay here (closing) and are not handed over.
+    fn close_tls(&mut self, now: u64) {
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_tls())
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            let conn = &mut self.conns[k];
+            if conn.ws_id().is_none() {
+                self.drop_conn(k);
+            } else if let Some(id) =
+                conn.close(CloseReason::ServiceRestart, now + super::CLOSE_GRACE_MS)
+            {
+                self.closed.push(id);
+                self.timers.watch(k, &self.conns[k]);
+                self.mark_dirty(k);
+            }
+        }
+        self.report_closed(now);
+        self.flush_dirty(now);
+    }
+
+    /// The document, and the slab keys of the connections it names, in
+    /// its order (every plaintext one).
+    fn handover_document(
+        &self,
+        now: u64,
+        stopped_wall_ms: u64,
+        journal_len: Option<u64>,
+    ) -> (Handover, Vec<usize>) {
+        let (keys, conns) = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_tls())
+            .map(|(k, c)| (k, c.record()))
+            .unzip();
+        let document = Handover {
+            version: HANDOVER_VERSION,
+            engine: self.engine.save(),
+            now_ms: now,
+            stopped_wall_ms,
+            listeners: self.listeners.iter().map(|l| l.tls).collect(),
+            conns,
+            next_id: self.next_id,
+            next_serial: self.next_serial,
+            journal_len,
+            counters: self.counters,
+            bus_in_flight: self.redis.as_ref().map_or(Vec::new(), |b| b.in_flight()),
+        };
+        (document, keys)
+    }
+}

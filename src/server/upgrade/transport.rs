@@ -1,0 +1,145 @@
+//! Moving the hand-over over a Unix stream socket: the document as
+//! length-prefixed bytes, then the descriptors with `SCM_RIGHTS` in chunks
+//! of at most [`FD_CHUNK`] (each chunk's count as 4 bytes of data it rides
+//! on), received as `OwnedFd` (close-on-exec). Then one byte back,
+//! [`SERVING`], when the new process serves.
+//!
+//! Through rustix: `sendmsg`/`recvmsg` with ancillary data would otherwise
+//! take `unsafe`.
+
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+/// Descriptors per `sendmsg` (the kernel takes at most 253).
+pub const FD_CHUNK: usize = 250;
+
+/// The largest document accepted (a bound on what is allocated).
+const MAX_DOCUMENT: u64 = 4 << 30;
+
+/// The byte the new process sends once it serves.
+pub const SERVING: u8 = b'S';
+
+/// Sends `document`, then `fds`.
+pub fn send(stream: &UnixStream, document: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut writer = stream;
+    writer.write_all(&(document.len() as u64).to_le_bytes())?;
+    writer.write_all(&(fds.len() as u64).to_le_bytes())?;
+    writer.write_all(document)?;
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
+    for chunk in fds.chunks(FD_CHUNK) {
+        let count = (chunk.len() as u32).to_le_bytes();
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(chunk)) {
+            return Err(io::Error::other("descriptor chunk too large"));
+        }
+        let iov = [IoSlice::new(&count)];
+        let n = sendmsg(stream, &iov, &mut control, SendFlags::empty())?;
+        // The descriptors went with the first byte; the rest is data.
+        writer.write_all(&count[n..])?;
+    }
+    Ok(())
+}
+
+/// Receives a document and its descriptors.
+pub fn receive(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut reader = stream;
+    let mut word = [0u8; 8];
+    reader.read_exact(&mut word)?;
+    let len = u64::from_le_bytes(word);
+    reader.read_exact(&mut word)?;
+    let count = u64::from_le_bytes(word);
+    if len > MAX_DOCUMENT {
+        return Err(io::Error::other(format!("a document of {len} bytes")));
+    }
+    let mut document = vec![0u8; len as usize];
+    reader.read_exact(&mut document)?;
+    let mut fds = Vec::new();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
+    while (fds.len() as u64) < count {
+        let mut head = [0u8; 4];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let got = {
+            let mut iov = [IoSliceMut::new(&mut head)];
+            recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?
+        };
+        if got.bytes == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+            return Err(io::Error::other("descriptors truncated"));
+        }
+        reader.read_exact(&mut head[got.bytes..])?;
+        let before = fds.len();
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = message {
+                fds.extend(received);
+            }
+        }
+        let expected = u32::from_le_bytes(head) as usize;
+        if fds.len() - before != expected {
+            return Err(io::Error::other(format!(
+                "{} descriptors came where {expected} were sent",
+                fds.len() - before
+            )));
+        }
+    }
+    Ok((document, fds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_document_and_more_descriptors_than_a_chunk_arrive_working() {
+        let (a, b) = UnixStream::pair().unwrap();
+        // Socket pairs to hand over: each received end must still talk to
+        // the end kept here.
+        let pairs: Vec<(UnixStream, UnixStream)> = (0..FD_CHUNK + 7)
+            .map(|_| UnixStream::pair().unwrap())
+            .collect();
+        let document = vec![b'd'; 100_000];
+        let sender = {
+            let fds: Vec<OwnedFd> = pairs
+                .iter()
+                .map(|(x, _)| x.as_fd().try_clone_to_owned().unwrap())
+                .collect();
+            let document = document.clone();
+            std::thread::spawn(move || {
+                let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+                send(&a, &document, &borrowed)
+            })
+        };
+        let (got, fds) = receive(&b).unwrap();
+        sender.join().unwrap().unwrap();
+        assert_eq!(got, document);
+        assert_eq!(fds.len(), pairs.len());
+        for (i, (fd, (_, kept))) in fds.into_iter().zip(&pairs).enumerate() {
+            let mut ours = UnixStream::from(fd);
+            ours.write_all(&(i as u32).to_le_bytes()).unwrap();
+            let mut word = [0u8; 4];
+            (&*kept).read_exact(&mut word).unwrap();
+            assert_eq!(
+                u32::from_le_bytes(word),
+                i as u32,
+                "descriptor {i} in order"
+            );
+        }
+    }
+
+    #[test]
+    fn a_closed_sender_is_an_error_not_a_hang() {
+        let (a, b) = UnixStream::pair().unwrap();
+        (&a).write_all(&10u64.to_le_bytes()).unwrap();
+        drop(a);
+        assert!(receive(&b).is_err());
+    }
+}
