@@ -34,9 +34,12 @@
 //! node goes on from the replica it has (empty when new; its own after a
 //! Redis restart). Otherwise the lowest synchronised node stores its
 //! replica as of that event in Redis and publishes `Stored`; the node
-//! fetches it, loads it and applies the events it buffered since. A gap
-//! in the sequence, a lost subscription or a Redis restart starts a new
-//! `Sync`. A node that has just synchronised reconciles its own
+//! fetches it, loads it and applies the events it buffered since. A Redis
+//! restart starts a new `Sync`; a node that missed events (a gap in the
+//! sequence, a lost subscription) first reads them back from the log Redis keeps of the newest messages
+//! and applies them as if delivered, so its clients get them too
+//! (`Catchup`), and asks for the whole state only if the log does not
+//! reach back so far. A node that has just synchronised reconciles its own
 //! connections with the replica: a connection the replica holds but the
 //! node closed meanwhile gets its `Close` published; one the node holds
 //! but the replica lost is closed with 1012 so its client reconnects.
@@ -242,6 +245,13 @@ pub enum BusCommand {
     Fetch {
         /// This node.
         to: u32,
+    },
+    /// Read the newest messages published, from the one holding event
+    /// `from` on. Reply: `[epoch, [message, ...]]` (every message kept if
+    /// the log does not reach back to `from`).
+    Catchup {
+        /// The first event wanted.
+        from: u64,
     },
     /// Remove `dead` if its entry is older than `timeout_ms` or absent,
     /// and publish `event` (its [`Event::Gone`]). Reply: the sequence

@@ -41,6 +41,15 @@ enum Phase {
     },
     /// Applying events; the next expected sequence number.
     Ready { next: u64 },
+    /// Events from `next` on missed: asked at `since_ms` from Redis's log;
+    /// what arrives meanwhile is buffered.
+    CatchingUp {
+        since_ms: u64,
+        next: u64,
+        buffer: Vec<(u64, Event)>,
+        /// The Redis lifetime `next` counts in.
+        epoch: String,
+    },
 }
 
 /// A command waiting for its reply.
@@ -58,6 +67,7 @@ enum Pending {
     Sync,
     Other,
     Fetch,
+    Catchup,
 }
 
 /// This node's cluster state, besides the routes it shares with the
@@ -87,6 +97,9 @@ pub(crate) struct Cluster {
     absent_since: BTreeMap<u32, u64>,
     /// Nodes a reap was asked for.
     reaping: BTreeSet<u32>,
+    /// The next event expected when Redis was lost while applying events:
+    /// where to catch up from once subscribed again.
+    resume_from: Option<u64>,
     /// Other nodes whose `Gone` this node applied.
     nodes_gone: u64,
 }
@@ -125,6 +138,7 @@ impl Cluster {
             live_nodes: 0,
             absent_since: BTreeMap::new(),
             reaping: BTreeSet::new(),
+            resume_from: None,
             nodes_gone: 0,
         }
     }
@@ -153,7 +167,7 @@ impl Cluster {
     /// When the node next has something due.
     pub fn next_timeout(&self) -> Option<u64> {
         let sync = match &self.phase {
-            Phase::Syncing { since_ms, .. } => {
+            Phase::Syncing { since_ms, .. } | Phase::CatchingUp { since_ms, .. } => {
                 Some(since_ms.saturating_add(self.sync_patience_ms()))
             }
             _ => None,
@@ -258,12 +272,24 @@ impl Engine {
             BusInput::Down => {
                 cluster.up = false;
                 cluster.subscribed = false;
+                match cluster.phase {
+                    Phase::Ready { next } | Phase::CatchingUp { next, .. } => {
+                        cluster.resume_from = Some(next);
+                    }
+                    _ => {}
+                }
                 cluster.phase = Phase::Joining;
             }
             BusInput::Subscribed => {
                 cluster.subscribed = true;
                 cluster.phase = Phase::Joining;
-                self.start_sync(now);
+                let up = cluster.up;
+                match cluster.resume_from.take() {
+                    Some(next) if up && self.node != 0 => {
+                        self.start_catchup(now, next, Vec::new());
+                    }
+                    _ => self.start_sync(now),
+                }
             }
             BusInput::Reply { id, reply } => {
                 let Some(pending) = cluster.pending.remove(&id) else {
@@ -273,19 +299,8 @@ impl Engine {
                 self.reply(now, pending, reply);
             }
             BusInput::Message { payload } => {
-                let Some((first, events)) = payload.split_once(' ') else {
-                    return log::warn!("cluster: malformed message ignored: {payload:.80}");
-                };
-                let Ok(first) = first.parse::<u64>() else {
-                    return log::warn!("cluster: malformed message ignored: {payload:.80}");
-                };
-                for (i, json) in (0..).zip(events.split('\n')) {
-                    let seq = first.saturating_add(i);
-                    match serde_json::from_str(json) {
-                        Ok(event) => self.delivered(now, seq, event),
-                        // Skipped, and seen as a gap by what follows.
-                        Err(e) => log::warn!("cluster: malformed event {seq} ignored ({e})"),
-                    }
+                for (seq, event) in parse_events(&payload) {
+                    self.delivered(now, seq, event);
                 }
             }
         }
@@ -321,6 +336,7 @@ impl Engine {
         let Some(cluster) = self.cluster.as_deref_mut() else {
             return;
         };
+        cluster.resume_from = None;
         if !(cluster.up && cluster.subscribed && node != 0) {
             return;
         }
@@ -336,6 +352,72 @@ impl Engine {
             not_alone: sync(false),
         };
         self.command(command, Pending::Sync);
+    }
+
+    /// Reads the events from `next` on back from Redis's log; `buffer`
+    /// holds what already arrived after them.
+    fn start_catchup(&mut self, now: u64, next: u64, buffer: Vec<(u64, Event)>) {
+        let Some(cluster) = self.cluster.as_deref_mut() else {
+            return;
+        };
+        log::info!("cluster: reading back the events from {next} on");
+        cluster.phase = Phase::CatchingUp {
+            since_ms: now,
+            next,
+            buffer,
+            epoch: cluster.epoch.clone(),
+        };
+        self.command(BusCommand::Catchup { from: next }, Pending::Catchup);
+    }
+
+    /// Redis's log from the first event missed on: applied as if delivered
+    /// then what was buffered; the whole state is asked for instead if the
+    /// log does not reach back so far, or is another Redis lifetime's.
+    fn caught_up(&mut self, now: u64, reply: BusReply) {
+        let Some(cluster) = self.cluster.as_deref_mut() else {
+            return;
+        };
+        let Phase::CatchingUp {
+            next,
+            buffer,
+            epoch,
+            ..
+        } = &mut cluster.phase
+        else {
+            return;
+        };
+        let (next, buffer, epoch) = (*next, std::mem::take(buffer), std::mem::take(epoch));
+        let log = match &reply {
+            BusReply::Array(a) if a.len() == 2 && a[0].text().as_deref() == Some(&*epoch) => {
+                match &a[1] {
+                    BusReply::Array(messages) => {
+                        messages.iter().filter_map(BusReply::text).collect()
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => Vec::new(),
+        };
+        let mut events: Vec<(u64, Event)> = Vec::new();
+        for message in &log {
+            events.extend(parse_events(message));
+        }
+        if events.first().is_none_or(|(seq, _)| *seq > next) {
+            log::info!("cluster: the events missed are no longer kept; asking for the state");
+            return self.start_sync(now);
+        }
+        cluster.phase = Phase::Ready { next };
+        for (seq, event) in events.into_iter().chain(buffer) {
+            self.delivered(now, seq, event);
+            if !matches!(
+                self.cluster.as_deref().map(|c| &c.phase),
+                Some(Phase::Ready { .. })
+            ) {
+                return;
+            }
+        }
+        log::info!("cluster: caught up");
+        self.reconcile(now);
     }
 
     fn reply(&mut self, now: u64, pending: Pending, reply: BusReply) {
@@ -399,6 +481,7 @@ impl Engine {
                     }
                 }
             }
+            Pending::Catchup => self.caught_up(now, reply),
             Pending::Fetch => match reply {
                 BusReply::Text(snapshot) => self.load(now, &snapshot),
                 _ => {
@@ -442,6 +525,8 @@ impl Engine {
         if status == "restarted" {
             log::warn!("cluster: Redis lost its data; registering again and resynchronising");
             cluster.epoch = epoch;
+            // The events it would catch up on were another Redis's.
+            cluster.resume_from = None;
             self.start_sync(now);
             return;
         }
@@ -511,7 +596,7 @@ impl Engine {
         let Some(cluster) = self.cluster.as_deref() else {
             return;
         };
-        if let Phase::Syncing { since_ms, .. } = cluster.phase
+        if let Phase::Syncing { since_ms, .. } | Phase::CatchingUp { since_ms, .. } = cluster.phase
             && since_ms.saturating_add(cluster.sync_patience_ms()) <= now
         {
             log::warn!("cluster: no state received; asking again");
@@ -527,13 +612,20 @@ impl Engine {
         };
         match &mut cluster.phase {
             Phase::Joining => {}
+            Phase::CatchingUp { buffer, .. } => {
+                if buffer.len() >= MAX_BUFFERED {
+                    return self.start_sync(now);
+                }
+                buffer.push((seq, event));
+            }
             Phase::Ready { next } => {
                 if seq < *next {
                     return;
                 }
                 if seq > *next {
-                    log::warn!("cluster: events {}..{seq} missed; resynchronising", *next);
-                    return self.start_sync(now);
+                    log::warn!("cluster: events {}..{seq} missed", *next);
+                    let next = *next;
+                    return self.start_catchup(now, next, vec![(seq, event)]);
                 }
                 *next = next.saturating_add(1);
                 self.apply(now, seq, event);
@@ -831,6 +923,7 @@ impl Engine {
         self.reset_replica();
         if let Some(c) = self.cluster_mut() {
             c.phase = Phase::Joining;
+            c.resume_from = None;
             c.next_heartbeat_ms = now;
         }
         self.register();
@@ -896,4 +989,27 @@ impl Engine {
     pub fn accepting(&self) -> bool {
         self.cluster.as_deref().is_none_or(Cluster::ready)
     }
+}
+
+/// The events of one message: `SEQ JSON`, then one `JSON` a line numbered
+/// on from `SEQ`. A malformed event is skipped (and seen as a gap by what
+/// follows); a malformed message gives none.
+fn parse_events(message: &str) -> Vec<(u64, Event)> {
+    let Some((first, events)) = message.split_once(' ') else {
+        log::warn!("cluster: malformed message ignored: {message:.80}");
+        return Vec::new();
+    };
+    let Ok(first) = first.parse::<u64>() else {
+        log::warn!("cluster: malformed message ignored: {message:.80}");
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, json) in (0..).zip(events.split('\n')) {
+        let seq = first.saturating_add(i);
+        match serde_json::from_str(json) {
+            Ok(event) => out.push((seq, event)),
+            Err(e) => log::warn!("cluster: malformed event {seq} ignored ({e})"),
+        }
+    }
+    out
 }

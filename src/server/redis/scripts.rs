@@ -10,6 +10,7 @@
 //! (the last node number given), `P:epoch` (which Redis lifetime the
 //! registry is from), `P:synced` (set of nodes with a synchronised
 //! replica), `P:snap:N` (the snapshot stored for node N, for a minute),
+//! `P:log` (the newest messages published, for a node that missed some),
 //! `P:beat` (the time of the last heartbeat of any node).
 
 use super::Script;
@@ -28,13 +29,30 @@ const FENCE: &str = "if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 ";
 
-/// Numbers and publishes `payload` (KEYS[2] `P:seq`, KEYS[3] `P:events`).
+/// Events kept in `P:log` for a node that missed some ([`CATCHUP`]):
+/// messages (each one event or a batch), the newest.
+pub const LOG_MESSAGES: usize = 4096;
+
+/// Publishes `message` (an expression) on KEYS[3] `P:events` and keeps it
+/// in the last key, `P:log`, trimmed to [`LOG_MESSAGES`].
+fn announce(message: &str) -> String {
+    format!(
+        "local message = {message}
+redis.call('PUBLISH', KEYS[3], message)
+redis.call('RPUSH', KEYS[#KEYS], message)
+redis.call('LTRIM', KEYS[#KEYS], -{LOG_MESSAGES}, -1)
+"
+    )
+}
+
+/// Numbers and publishes `payload` (KEYS[2] `P:seq`, KEYS[3] `P:events`,
+/// the last key `P:log`).
 fn publish_tail(payload: &str) -> String {
     format!(
         "local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', KEYS[3], seq .. ' ' .. {payload})
-return seq
-"
+{}return seq
+",
+        announce(&format!("seq .. ' ' .. {payload}"))
     )
 }
 
@@ -105,9 +123,9 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(format!(
         "{FENCE}local n = #ARGV - 1
 local first = redis.call('INCRBY', KEYS[2], n) - n + 1
-redis.call('PUBLISH', KEYS[3], first .. ' ' .. table.concat(ARGV, '\\n', 2))
-return first
-"
+{}return first
+",
+        announce("first .. ' ' .. table.concat(ARGV, '\\n', 2)")
     ))
 });
 
@@ -160,7 +178,7 @@ pub fn publish(prefix: &str, node: u32, events: Vec<Vec<u8>>) -> Call {
     args.extend(events);
     Call::Script(
         &PUBLISH,
-        vec![key("nodes"), key("seq"), key("events")],
+        vec![key("nodes"), key("seq"), key("events"), key("log")],
         args,
     )
 }
@@ -168,10 +186,37 @@ pub fn publish(prefix: &str, node: u32, events: Vec<Vec<u8>>) -> Call {
 /// Every script, for loading as a connection opens (see
 /// [`super::RedisConfig::scripts`]).
 pub fn all() -> Vec<Script> {
-    [&REGISTER, &HEARTBEAT, &PUBLISH, &SYNC, &STORE, &REAP]
-        .map(|s| Script::clone(s))
-        .to_vec()
+    [
+        &REGISTER, &HEARTBEAT, &PUBLISH, &SYNC, &STORE, &REAP, &CATCHUP,
+    ]
+    .map(|s| Script::clone(s))
+    .to_vec()
 }
+
+/// CATCHUP: KEYS `P:log`, `P:epoch`; ARGV the first event wanted.
+/// Returns `{epoch, messages}`: the kept messages from the one holding
+/// that event on (all of them if the log does not reach back so far).
+static CATCHUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "local epoch = redis.call('GET', KEYS[2]) or ''
+local all = redis.call('LRANGE', KEYS[1], 0, -1)
+local from = tonumber(ARGV[1])
+local start = 1
+for i = #all, 1, -1 do
+  local first = tonumber(string.match(all[i], '^(%d+) '))
+  if first and first <= from then
+    start = i
+    break
+  end
+end
+local out = {}
+for i = start, #all do
+  out[#out + 1] = all[i]
+end
+return {epoch, out}
+",
+    )
+});
 
 /// The event channel under `prefix`.
 pub fn events_channel(prefix: &str) -> Vec<u8> {
@@ -222,7 +267,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
             not_alone,
         } => Call::Script(
             &SYNC,
-            vec![nodes, seq, events, synced],
+            vec![nodes, seq, events, synced, key("log")],
             vec![n(node), alone.into_bytes(), not_alone.into_bytes()],
         ),
         BusCommand::Store {
@@ -232,17 +277,29 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
             event,
         } => Call::Script(
             &STORE,
-            vec![nodes, seq, events, synced, key(&format!("snap:{to}"))],
+            vec![
+                nodes,
+                seq,
+                events,
+                synced,
+                key(&format!("snap:{to}")),
+                key("log"),
+            ],
             vec![n(node), n(to), snapshot.into_bytes(), event.into_bytes()],
         ),
         BusCommand::Fetch { to } => Call::Plain(vec![b"GET".to_vec(), key(&format!("snap:{to}"))]),
+        BusCommand::Catchup { from } => Call::Script(
+            &CATCHUP,
+            vec![key("log"), key("epoch")],
+            vec![from.to_string().into_bytes()],
+        ),
         BusCommand::Reap {
             dead,
             timeout_ms,
             event,
         } => Call::Script(
             &REAP,
-            vec![nodes, seq, events, synced],
+            vec![nodes, seq, events, synced, key("log")],
             vec![
                 n(dead),
                 timeout_ms.to_string().into_bytes(),

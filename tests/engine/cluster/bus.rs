@@ -126,6 +126,16 @@ impl Cluster {
         true
     }
 
+    /// Node `i` loses its connections to Redis for a moment: the messages
+    /// on their way to it are lost, commands not yet run wait, and it
+    /// subscribes again.
+    pub fn blip(&mut self, i: usize, now: u64) {
+        self.nodes[i].messages.clear();
+        self.input(i, now, Input::Bus(BusInput::Down));
+        self.input(i, now, Input::Bus(BusInput::Up));
+        self.nodes[i].messages.push_back(BusInput::Subscribed);
+    }
+
     /// Delivers node `i`'s oldest reply (`messages` false) or message.
     pub fn deliver(&mut self, i: usize, now: u64, messages: bool) -> bool {
         let node = &mut self.nodes[i];
@@ -281,6 +291,18 @@ impl Cluster {
                 self.redis.snaps.insert(to, snapshot);
                 self.redis.synced.insert(to);
                 self.publish(&event)
+            }
+            BusCommand::Catchup { from } => {
+                let seq_of = |m: &String| m.split(' ').next().and_then(|s| s.parse::<u64>().ok());
+                let kept = self
+                    .redis
+                    .log
+                    .iter()
+                    .filter(|m| seq_of(m).is_some_and(|s| s >= from))
+                    .map(|m| BusReply::Text(m.clone()))
+                    .collect();
+                let epoch = self.redis.epoch.clone().unwrap_or_default();
+                BusReply::Array(vec![BusReply::Text(epoch), BusReply::Array(kept)])
             }
             BusCommand::Fetch { to } => match self.redis.snaps.get(&to) {
                 Some(s) => BusReply::Text(s.clone()),

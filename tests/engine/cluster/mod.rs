@@ -449,6 +449,11 @@ enum Op {
     },
     Settle,
     AddNode,
+    /// A node's connections to Redis drop and come back (the messages on
+    /// their way are lost).
+    Blip {
+        node: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -462,6 +467,7 @@ fn op() -> impl Strategy<Value = Op> {
         8 => (any::<u8>(), 0..3u8).prop_map(|(node, what)| Op::Step { node, what }),
         1 => Just(Op::Settle),
         1 => Just(Op::AddNode),
+        1 => any::<u8>().prop_map(|node| Op::Blip { node }),
     ]
 }
 
@@ -506,6 +512,10 @@ proptest! {
                     w.now += 1;
                 }
                 Op::AddNode if nodes < 4 => w.add_node(),
+                Op::Blip { node } => {
+                    let now = w.now;
+                    w.cluster.blip(usize::from(node) % nodes, now);
+                }
                 _ => {}
             }
         }
