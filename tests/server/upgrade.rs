@@ -349,7 +349,7 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
     let mut clients = Clients::open(server.addr);
     let crash = "#!/bin/sh\nif [ \"$1\" = handover-versions ]; then echo 1; exit 0; fi\n\
                  head -c 100 >/dev/null\nexit 3\n";
-    let cases: [(&str, Option<&str>); 4] = [
+    let cases: [(&str, Option<&str>); 5] = [
         ("cannot run", None),
         ("no hand-over versions", Some("/bin/true")),
         (
@@ -357,6 +357,12 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
             Some("#!/bin/sh\necho 999\n"),
         ),
         ("exited while taking over", Some(crash)),
+        // It hangs: the clients are served meanwhile (below, before the
+        // refusal), and the query gives up after 5 s.
+        (
+            "version query took over",
+            Some("#!/bin/sh\nexec sleep 30\n"),
+        ),
     ];
     let mut n = 0;
     for (i, (reason, binary)) in cases.into_iter().enumerate() {
@@ -371,12 +377,12 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
         clients.send(n);
         server.ask_upgrade();
         clients.send(n + 1);
-        let line = server.refused();
-        assert!(line.contains(reason), "{reason:?} not in {line:?}");
         clients.receive(n);
         clients.receive(n + 1);
-        n += 2;
         clients.presence_quiet();
+        let line = server.refused();
+        assert!(line.contains(reason), "{reason:?} not in {line:?}");
+        n += 2;
         assert_eq!(notified(&notify)[0], "RELOADING=1");
         assert_eq!(notified(&notify), ["READY=1"]);
         assert_eq!(server.metric("roomd_upgrades_refused_total"), i as u64 + 1);
@@ -396,7 +402,7 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
         notified(&notify),
         [format!("MAINPID={}", server.pid), "READY=1".to_string()]
     );
-    assert_eq!(server.metric("roomd_upgrades_refused_total"), 4);
+    assert_eq!(server.metric("roomd_upgrades_refused_total"), 5);
     assert_eq!(server.metric("roomd_upgrades_total"), 1);
     assert!(
         metric_text(server.addr).contains("roomd_last_handover_seconds "),

@@ -142,6 +142,7 @@ impl Reactor {
             redis,
             upgrade_binary,
             upgrade_requested: false,
+            upgrade_query: None,
             handover_link: None,
         })
     }

@@ -120,6 +120,8 @@ pub(crate) struct Reactor {
     upgrade_binary: Option<std::path::PathBuf>,
     /// SIGUSR2 came: upgrade at the end of this turn.
     upgrade_requested: bool,
+    /// An upgrade's version query under way.
+    upgrade_query: Option<upgrade::VersionQuery>,
     /// In a process started by a live upgrade, until it serves: the socket
     /// to tell the old process so.
     handover_link: Option<std::os::unix::net::UnixStream>,
