@@ -450,8 +450,13 @@ fn a_cluster_node_upgrades_without_the_other_node_seeing_it() {
     assert_eq!(next(&mut on_a)["type"], "system");
     assert_eq!(next(&mut on_b)["type"], "system");
     for round in 0..3u64 {
+        // Traffic on the upgrading node up to the moment it stops.
+        on_a.send_json(json!({"type": "chat", "payload": {"pre": round}}));
         a.ask_upgrade();
         a.upgraded();
+        for c in [&mut on_a, &mut on_b] {
+            assert_eq!(next(c)["payload"]["pre"], round, "no error first");
+        }
         crate::live::eventually("the upgraded node to serve", || health(a.addr).0 == 200);
         // Past the node timeout: a node that lost its number would have
         // been reaped by now, and its clients closed with 1012.

@@ -139,7 +139,12 @@ impl Reactor {
         now: u64,
         stopped_wall_ms: u64,
     ) -> Result<(Handover, Vec<usize>), String> {
-        self.close_tls(now);
+        // Time went on while Redis was waited for: the engine is never
+        // given an earlier time than it had.
+        self.drain_bus();
+        self.close_tls(self.clock.now_ms().max(now));
+        self.drain_bus();
+        let now = self.clock.now_ms().max(now);
         let journal_len = match &mut self.journal {
             Some(journal) => Some(
                 journal
