@@ -27,7 +27,7 @@ pub(super) struct Bus {
     /// When each command waiting for its reply was sent.
     sent_at: HashMap<u64, u64>,
     /// Redis was reachable once (a later `Up` is a reconnection).
-    was_up: bool,
+    pub(super) was_up: bool,
     /// The publishes of this turn, not yet sent: their node, and each
     /// one's command id and event.
     batch: Option<(u32, Vec<u64>, Vec<Vec<u8>>)>,
@@ -63,16 +63,22 @@ pub(super) fn start(config: &Config, registry: &Registry, now: u64) -> io::Resul
 const DRAIN_MS: u64 = 500;
 
 impl Reactor {
-    /// Before a live upgrade's hand-over: drives the Redis client alone
-    /// until every command in flight has its reply (or [`DRAIN_MS`] has
-    /// passed), so that the new process need not fail them (a publish
+    /// Before a live upgrade's hand-over: drives the Redis client alone,
+    /// reading what it has, until every command in flight has its reply
+    /// (or [`DRAIN_MS`] has passed), so that the new process need not fail them (a publish
     /// failed gives its sender an error, an open in flight closes 1013).
     /// Nothing else is read meanwhile: a client's readiness is kept for
     /// the next turn (the new process's registration reports it anyway),
     /// a listener's is retried.
     pub(super) fn drain_bus(&mut self) {
+        if self.redis.is_none() {
+            return;
+        }
         let deadline = self.clock.now_ms() + DRAIN_MS;
         let mut events = mio::Events::with_capacity(256);
+        // Once at least: what Redis sent while the loop waited (events of
+        // other nodes the new process may not have) is read here.
+        let mut once = true;
         loop {
             let now = self.clock.now_ms();
             self.flush_bus(now);
@@ -80,10 +86,13 @@ impl Reactor {
                 .redis
                 .as_ref()
                 .is_some_and(|b| !b.in_flight().is_empty());
-            if !busy || now >= deadline {
+            if !(busy || std::mem::take(&mut once)) || now >= deadline {
                 return;
             }
-            let wait = std::time::Duration::from_millis(deadline - now);
+            let wait = match busy {
+                true => std::time::Duration::from_millis(deadline - now),
+                false => std::time::Duration::ZERO,
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {

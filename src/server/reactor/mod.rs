@@ -31,12 +31,14 @@ use timers::{Timer, Timers};
 
 mod accept;
 mod bus;
+mod early;
 mod lifecycle;
 mod resume;
 mod timers;
 mod transfer;
 mod upgrade;
 
+pub(crate) use early::Early;
 pub use lifecycle::ShutdownHandle;
 
 /// How long a closing WebSocket waits for the peer's close frame.

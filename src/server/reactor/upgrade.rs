@@ -110,8 +110,15 @@ impl Reactor {
         let started = child::spawn(&binary, theirs)?;
         let pid = started.id();
         let stopped_wall_ms = Clock::wall_ms();
-        let result = self
-            .stop_for_handover(now, stopped_wall_ms)
+        // In cluster mode the new process subscribes to Redis's events
+        // before this one stops reading them (the loop waits: part of the
+        // pause).
+        let ready = match self.redis {
+            Some(_) => child::await_ready(&ours, child::TAKEOVER_TIMEOUT),
+            None => Ok(()),
+        };
+        let result = ready
+            .and_then(|()| self.stop_for_handover(now, stopped_wall_ms))
             .and_then(|(document, keys)| {
                 let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
                 let conns = keys.iter().map(|&k| self.conns[k].socket());
