@@ -92,12 +92,13 @@ impl Server {
     /// `link` (the document, then the descriptors) and rebuilds the
     /// server from it. It serves (and tells the old process so) once run.
     pub fn take_over(config: Config, link: std::os::unix::net::UnixStream) -> io::Result<Server> {
+        let early = reactor::Early::start(&config, &link)?;
         let (document, fds) = upgrade::transport::receive(&link)?;
         let handover = upgrade::Handover::decode(&document)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let tls_needed = handover.listeners.contains(&true);
         let (tls, verifier) = Self::load_keys_for(&config, tls_needed)?;
-        let reactor = reactor::Reactor::resume(config, handover, fds, tls, verifier, link)?;
+        let reactor = reactor::Reactor::resume(config, handover, fds, tls, verifier, link, early)?;
         Ok(Server { reactor })
     }
 

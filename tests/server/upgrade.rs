@@ -349,7 +349,7 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
     let mut clients = Clients::open(server.addr);
     let crash = "#!/bin/sh\nif [ \"$1\" = handover-versions ]; then echo 1; exit 0; fi\n\
                  head -c 100 >/dev/null\nexit 3\n";
-    let cases: [(&str, Option<&str>); 4] = [
+    let cases: [(&str, Option<&str>); 5] = [
         ("cannot run", None),
         ("no hand-over versions", Some("/bin/true")),
         (
@@ -357,6 +357,12 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
             Some("#!/bin/sh\necho 999\n"),
         ),
         ("exited while taking over", Some(crash)),
+        // It hangs: the clients are served meanwhile (below, before the
+        // refusal), and the query gives up after 5 s.
+        (
+            "version query took over",
+            Some("#!/bin/sh\nexec sleep 30\n"),
+        ),
     ];
     let mut n = 0;
     for (i, (reason, binary)) in cases.into_iter().enumerate() {
@@ -371,12 +377,12 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
         clients.send(n);
         server.ask_upgrade();
         clients.send(n + 1);
-        let line = server.refused();
-        assert!(line.contains(reason), "{reason:?} not in {line:?}");
         clients.receive(n);
         clients.receive(n + 1);
-        n += 2;
         clients.presence_quiet();
+        let line = server.refused();
+        assert!(line.contains(reason), "{reason:?} not in {line:?}");
+        n += 2;
         assert_eq!(notified(&notify)[0], "RELOADING=1");
         assert_eq!(notified(&notify), ["READY=1"]);
         assert_eq!(server.metric("roomd_upgrades_refused_total"), i as u64 + 1);
@@ -396,7 +402,7 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
         notified(&notify),
         [format!("MAINPID={}", server.pid), "READY=1".to_string()]
     );
-    assert_eq!(server.metric("roomd_upgrades_refused_total"), 4);
+    assert_eq!(server.metric("roomd_upgrades_refused_total"), 5);
     assert_eq!(server.metric("roomd_upgrades_total"), 1);
     assert!(
         metric_text(server.addr).contains("roomd_last_handover_seconds "),
@@ -417,7 +423,9 @@ fn health(addr: SocketAddr) -> (u16, serde_json::Value) {
 
 /// Cluster mode: the upgraded node keeps its number (it is not reaped,
 /// nor fenced: its clients stay), the other node sees no presence event,
-/// and messages cross between the nodes after each upgrade.
+/// messages the other node's client sends all through each upgrade reach
+/// the upgraded node's client, none missed (the new process subscribes
+/// before the old one stops), and messages cross both ways after it.
 #[test]
 fn a_cluster_node_upgrades_without_the_other_node_seeing_it() {
     let redis = crate::live::redis::RedisServer::start(None);
@@ -444,8 +452,33 @@ fn a_cluster_node_upgrades_without_the_other_node_seeing_it() {
     assert_eq!(next(&mut on_a)["type"], "system");
     assert_eq!(next(&mut on_b)["type"], "system");
     for round in 0..3u64 {
+        // Traffic on the upgrading node up to the moment it stops, and
+        // from the other node all through the upgrade.
+        on_a.send_json(json!({"type": "chat", "payload": {"pre": round}}));
+        let during = std::thread::spawn(move || {
+            for i in 0..30 {
+                on_b.send_json(json!({"type": "chat", "payload": {"during": round, "i": i}}));
+                // (Pacing: the messages span the whole upgrade.)
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            on_b
+        });
         a.ask_upgrade();
         a.upgraded();
+        on_b = during.join().unwrap();
+        let mut seen = Vec::new();
+        for c in [&mut on_a, &mut on_b] {
+            let payloads: Vec<_> = (0..31).map(|_| next(c)["payload"].clone()).collect();
+            seen.push(payloads);
+        }
+        assert_eq!(seen[0], seen[1], "one order on both nodes, nothing missed");
+        let mut expected: Vec<_> = (0..30).map(|i| json!({"during": round, "i": i})).collect();
+        let pre = seen[0].iter().position(|p| p["pre"] == round);
+        expected.insert(
+            pre.expect("the message sent as it stopped"),
+            json!({"pre": round}),
+        );
+        assert_eq!(seen[0], expected, "none lost, none reordered, no error");
         crate::live::eventually("the upgraded node to serve", || health(a.addr).0 == 200);
         // Past the node timeout: a node that lost its number would have
         // been reaped by now, and its clients closed with 1012.

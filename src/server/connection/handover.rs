@@ -100,3 +100,76 @@ impl Connection {
         Ok((conn, websocket))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::close::CloseReason;
+    use mio::Poll;
+
+    /// A connection accepted on loopback (the client end kept open), and
+    /// a second descriptor of its socket, as the new process gets one.
+    fn accepted(poll: &Poll) -> (Connection, std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let dup = server.try_clone().unwrap();
+        let stream = TcpStream::from_std(server);
+        let buf = b"GET / HTTP/1.1\r\n".to_vec();
+        let conn =
+            Connection::accept(stream, peer, 1, None, buf, 50, poll.registry(), Token(0)).unwrap();
+        (conn, dup, client)
+    }
+
+    fn round_trip(conn: &Connection, dup: std::net::TcpStream, poll: &Poll) -> Connection {
+        let record = conn.record();
+        let stream = TcpStream::from_std(dup);
+        let (resumed, ws) =
+            Connection::resume(stream, record.clone(), 2, 1024, poll.registry(), Token(1)).unwrap();
+        assert_eq!(resumed.record(), record, "the same record again");
+        assert_eq!(resumed.deadline(), conn.deadline());
+        assert_eq!(ws.map(|(id, _)| id), conn.ws_id());
+        assert_eq!(resumed.peer(), conn.peer());
+        resumed
+    }
+
+    #[test]
+    fn every_phase_is_rebuilt_as_it_was() {
+        let poll = Poll::new().unwrap();
+        // Reading its request head.
+        let (conn, dup, _client) = accepted(&poll);
+        let resumed = round_trip(&conn, dup, &poll);
+        assert!(resumed.is_request());
+        // An HTTP answer partly written.
+        let (mut conn, dup, _client) = accepted(&poll);
+        conn.answer(b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec(), 70);
+        if let State::Answered { sent, .. } = &mut conn.state {
+            *sent = 9;
+        }
+        let resumed = round_trip(&conn, dup, &poll);
+        assert_eq!(resumed.queued(), conn.queued());
+        // A WebSocket holding bytes both ways, then closing, then failed.
+        let (mut conn, dup, _client) = accepted(&poll);
+        conn.upgrade(
+            ConnId(7),
+            Codec::new(&[0x81, 0x85, 1], 1024, b"queued".to_vec()),
+        );
+        let resumed = round_trip(&conn, dup.try_clone().unwrap(), &poll);
+        assert_eq!(resumed.open_id(), Some(ConnId(7)));
+        assert_eq!(resumed.queued(), 6);
+        conn.close(CloseReason::ShuttingDown, 90);
+        let mut resumed = round_trip(&conn, dup.try_clone().unwrap(), &poll);
+        assert_eq!(resumed.open_id(), None, "closing: not open to the engine");
+        assert_eq!(
+            resumed.websocket().map(|(_, c, _)| c.is_open()),
+            Some(false)
+        );
+        if let Some((_, codec, _)) = conn.websocket() {
+            codec.fail(CloseReason::ProtocolError);
+        }
+        conn.leave_open(Life::Failed { deadline_ms: 95 });
+        let mut resumed = round_trip(&conn, dup, &poll);
+        assert_eq!(resumed.websocket().map(|(_, c, _)| c.failed()), Some(true));
+    }
+}

@@ -27,7 +27,7 @@ pub(super) struct Bus {
     /// When each command waiting for its reply was sent.
     sent_at: HashMap<u64, u64>,
     /// Redis was reachable once (a later `Up` is a reconnection).
-    was_up: bool,
+    pub(super) was_up: bool,
     /// The publishes of this turn, not yet sent: their node, and each
     /// one's command id and event.
     batch: Option<(u32, Vec<u64>, Vec<Vec<u8>>)>,
@@ -61,7 +61,74 @@ pub(super) fn start(config: &Config, registry: &Registry, now: u64) -> io::Resul
     }))
 }
 
+/// How long a live upgrade waits for the replies to the commands in
+/// flight before it hands over (those still without one fail then).
+const DRAIN_MS: u64 = 500;
+
 impl Reactor {
+    /// Before a live upgrade's hand-over: drives the Redis client alone,
+    /// reading what it has, until every command in flight has its reply
+    /// (or [`DRAIN_MS`] has passed), so that the new process need not fail them (a publish
+    /// failed gives its sender an error, an open in flight closes 1013).
+    /// Nothing else is read meanwhile: a client's readiness is kept for
+    /// the next turn (the new process's registration reports it anyway),
+    /// a listener's is retried.
+    pub(super) fn drain_bus(&mut self) {
+        if self.redis.is_none() {
+            return;
+        }
+        let deadline = self.clock.now_ms() + DRAIN_MS;
+        let mut events = mio::Events::with_capacity(256);
+        // Once at least: what Redis sent while the loop waited (events of
+        // other nodes the new process may not have) is read here.
+        let mut once = true;
+        loop {
+            let now = self.clock.now_ms();
+            self.flush_bus(now);
+            let busy = self
+                .redis
+                .as_ref()
+                .is_some_and(|b| !b.in_flight().is_empty());
+            if !(busy || std::mem::take(&mut once)) || now >= deadline {
+                return;
+            }
+            let wait = match busy {
+                true => std::time::Duration::from_millis(deadline - now),
+                false => std::time::Duration::ZERO,
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return log::warn!("upgrade: waiting for Redis: {e}");
+            }
+            let now = self.clock.now_ms();
+            for event in events.iter() {
+                match event.token() {
+                    t if REDIS.contains(&t) => self.on_redis(Some(event), now),
+                    super::WAKER => {}
+                    super::SIGNALS => self.on_signals(),
+                    Token(t) if t >= super::LISTENER_BASE => {
+                        if let Some(paused) = self.accept_paused.get_mut(t - super::LISTENER_BASE) {
+                            *paused = true;
+                        }
+                    }
+                    Token(k) => {
+                        if event.is_writable() {
+                            self.mark_dirty(k);
+                        }
+                        self.read_again.push(k);
+                    }
+                }
+            }
+            if self.timers.fire(super::timers::Timer::Redis, now) {
+                self.on_redis(None, now);
+            }
+            if let Some(at) = self.redis.as_ref().and_then(|b| b.client.next_deadline()) {
+                self.timers.set(super::timers::Timer::Redis, at);
+            }
+        }
+    }
+
     /// Drives the Redis client: a readiness event of its sockets, or its
     /// deadline (`None`); then hands the engine what it said.
     pub(super) fn on_redis(&mut self, event: Option<&mio::event::Event>, now: u64) {

@@ -34,6 +34,9 @@ pub(super) struct Parts {
     pub clock: Clock,
     /// The journal, if any.
     pub journal: Option<JournalWriter<std::fs::File>>,
+    /// The poll and Redis client started before a live upgrade's
+    /// hand-over, if any.
+    pub early: Option<super::early::Early>,
 }
 
 /// Asks a running reactor to shut down (from any thread).
@@ -74,6 +77,7 @@ impl Reactor {
             engine,
             clock: Clock::start(),
             journal,
+            early: None,
         };
         Self::assemble(config, listeners, tls, verifier, parts)
     }
@@ -87,7 +91,16 @@ impl Reactor {
         verifier: Option<Verifier>,
         parts: Parts,
     ) -> io::Result<Self> {
-        let poll = Poll::new()?;
+        let Parts {
+            engine,
+            clock,
+            journal,
+            early,
+        } = parts;
+        let (poll, early_redis) = match early {
+            Some(early) => (early.poll, Some(early.redis)),
+            None => (Poll::new()?, None),
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut mio_listeners = Vec::new();
         for (i, (l, tls)) in listeners.into_iter().enumerate() {
@@ -97,12 +110,10 @@ impl Reactor {
                 .register(&mut socket, Token(LISTENER_BASE + i), Interest::READABLE)?;
             mio_listeners.push(Listener { socket, tls });
         }
-        let Parts {
-            engine,
-            clock,
-            journal,
-        } = parts;
-        let redis = bus::start(&config, poll.registry(), clock.now_ms())?;
+        let redis = match early_redis {
+            Some(redis) => redis,
+            None => bus::start(&config, poll.registry(), clock.now_ms())?,
+        };
         let upgrade_binary = config
             .upgrade_binary
             .clone()
@@ -142,6 +153,7 @@ impl Reactor {
             redis,
             upgrade_binary,
             upgrade_requested: false,
+            upgrade_query: None,
             handover_link: None,
         })
     }

@@ -31,12 +31,14 @@ use timers::{Timer, Timers};
 
 mod accept;
 mod bus;
+mod early;
 mod lifecycle;
 mod resume;
 mod timers;
 mod transfer;
 mod upgrade;
 
+pub(crate) use early::Early;
 pub use lifecycle::ShutdownHandle;
 
 /// How long a closing WebSocket waits for the peer's close frame.
@@ -120,6 +122,8 @@ pub(crate) struct Reactor {
     upgrade_binary: Option<std::path::PathBuf>,
     /// SIGUSR2 came: upgrade at the end of this turn.
     upgrade_requested: bool,
+    /// An upgrade's version query under way.
+    upgrade_query: Option<upgrade::VersionQuery>,
     /// In a process started by a live upgrade, until it serves: the socket
     /// to tell the old process so.
     handover_link: Option<std::os::unix::net::UnixStream>,

@@ -4,8 +4,9 @@
 //! that tells the old process it serves once it runs.
 
 use super::Reactor;
+use super::early::Early;
 use super::lifecycle::Parts;
-use crate::engine::{BusCommand, BusInput, BusReply, ConnId, Engine, Input};
+use crate::engine::{BusInput, BusReply, ConnId, Engine, Input};
 use crate::journal::JournalWriter;
 use crate::protocol::token::Verifier;
 use crate::server::clock::Clock;
@@ -35,6 +36,7 @@ impl Reactor {
         tls: Option<TlsIdentity>,
         verifier: Option<Verifier>,
         link: UnixStream,
+        mut early: Early,
     ) -> io::Result<Self> {
         if fds.len() != handover.descriptors() {
             return Err(invalid(format!(
@@ -44,6 +46,8 @@ impl Reactor {
             )));
         }
         let engine = Engine::restore(&handover.engine).map_err(invalid)?;
+        let engine_ready = engine.stats().cluster.is_some_and(|c| c.ready);
+        let bus_inputs = early.inputs(engine_ready);
         let clock = Clock::resume(handover.now_ms);
         let journal = match (&config.journal, handover.journal_len) {
             (Some(path), Some(len)) => Some(JournalWriter::append(path, len)?),
@@ -67,6 +71,7 @@ impl Reactor {
             engine,
             clock,
             journal,
+            early: Some(early),
         };
         let mut reactor = Self::assemble(config, listeners, tls, verifier, parts)?;
         reactor.next_id = handover.next_id;
@@ -78,17 +83,17 @@ impl Reactor {
             reactor.take_conn(record, fd);
         }
         if reactor.redis.is_some() {
-            // The old process's Redis connections are gone: as after a
-            // lost connection, the engine hears Redis down and its
-            // commands failed; the subscription it made once is renewed,
-            // and once the new connections are up it heartbeats under the
-            // same node number and resynchronises.
-            reactor.feed(now, Input::Bus(BusInput::Down));
+            // The old process's Redis connections are gone: a command
+            // still without a reply fails, as on a lost connection. What
+            // this process's own subscription received meanwhile follows
+            // (see `early`).
             for id in handover.bus_in_flight {
                 let reply = BusReply::Failed;
                 reactor.feed(now, Input::Bus(BusInput::Reply { id, reply }));
             }
-            reactor.send_bus(now, 0, &BusCommand::Subscribe);
+            for input in bus_inputs {
+                reactor.feed(now, input);
+            }
         }
         reactor.report_closed(now);
         reactor.schedule(now);

@@ -1,5 +1,5 @@
 //! The old process's side of a live upgrade (SIGUSR2): ask the new binary
-//! which hand-over versions it reads, close TLS connections with 1012,
+//! which hand-over versions it reads (in a thread, serving meanwhile), close TLS connections with 1012,
 //! write the document, start the new binary, hand it the document and
 //! every descriptor, and exit once it serves. Anything failing before that
 //! refuses the upgrade with one log line: the process serves on, every
@@ -13,21 +13,33 @@ use crate::server::upgrade::handover::Handover;
 use crate::server::upgrade::{HANDOVER_VERSION, child, transport};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{Receiver, TryRecvError};
+
+/// The answer of a version query run off the loop.
+pub(super) type VersionQuery = Receiver<Result<Vec<u32>, String>>;
 
 impl Reactor {
-    /// Carries out an upgrade asked for this turn (not while shutting
-    /// down); `true` if the new process serves now (this one must stop at
-    /// once, touching no socket).
+    /// Starts an upgrade asked for this turn, and carries one out once its
+    /// version query has answered; `true` if the new process serves now
+    /// (this one must stop at once, touching no socket).
     pub(super) fn upgrade_if_requested(&mut self, now: u64) -> bool {
-        if !std::mem::take(&mut self.upgrade_requested) {
-            return false;
+        if std::mem::take(&mut self.upgrade_requested) {
+            self.start_upgrade();
         }
+        let Some(query) = &self.upgrade_query else {
+            return false;
+        };
+        let answer = match query.try_recv() {
+            Ok(answer) => answer,
+            Err(TryRecvError::Empty) => return false,
+            Err(TryRecvError::Disconnected) => Err("the version query stopped".into()),
+        };
+        self.upgrade_query = None;
         if self.shutting_down {
-            log::info!("upgrade not started: shutting down");
+            log::info!("upgrade dropped: shutting down");
             return false;
         }
-        systemd::notify_reloading();
-        match self.hand_over(now) {
+        match answer.and_then(|versions| self.hand_over(now, &versions)) {
             Ok(pid) => {
                 log::info!("upgrade: pid {pid} serves now; exiting");
                 systemd::notify_main_pid(pid);
@@ -36,21 +48,56 @@ impl Reactor {
                 true
             }
             Err(e) => {
-                log::warn!("upgrade refused: {e}; serving on");
-                self.counters.upgrades_refused += 1;
-                systemd::notify_ready();
+                self.refuse(&e);
                 false
             }
         }
     }
 
-    /// The upgrade itself; the new process's pid once it serves.
-    fn hand_over(&mut self, now: u64) -> Result<u32, String> {
+    /// Asks the new binary which hand-over versions it reads, in a thread
+    /// (a binary that hangs must not stop the loop); the answer wakes the
+    /// loop.
+    fn start_upgrade(&mut self) {
+        if self.shutting_down {
+            return log::info!("upgrade not started: shutting down");
+        }
+        if self.upgrade_query.is_some() {
+            return log::info!("upgrade already under way");
+        }
+        systemd::notify_reloading();
+        let Some(binary) = self.upgrade_binary.clone() else {
+            return self.refuse("no binary to upgrade to (set --upgrade-binary)");
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waker = self.waker.clone();
+        let spawned = std::thread::Builder::new()
+            .name("version-query".into())
+            .spawn(move || {
+                let _ = tx.send(child::query_versions(&binary, child::QUERY_TIMEOUT));
+                if let Err(e) = waker.wake() {
+                    log::warn!("could not wake the reactor: {e}");
+                }
+            });
+        match spawned {
+            Ok(_) => self.upgrade_query = Some(rx),
+            Err(e) => self.refuse(&format!("no thread for the version query: {e}")),
+        }
+    }
+
+    /// One log line, counted; systemd hears the reload is over.
+    fn refuse(&mut self, why: &str) {
+        log::warn!("upgrade refused: {why}; serving on");
+        self.counters.upgrades_refused += 1;
+        systemd::notify_ready();
+    }
+
+    /// The upgrade itself, once the new binary said it reads `versions`;
+    /// the new process's pid once it serves.
+    fn hand_over(&mut self, now: u64, versions: &[u32]) -> Result<u32, String> {
         let binary = self
             .upgrade_binary
             .clone()
             .ok_or("no binary to upgrade to (set --upgrade-binary)")?;
-        let versions = child::query_versions(&binary, child::QUERY_TIMEOUT)?;
         if !versions.contains(&HANDOVER_VERSION) {
             return Err(format!(
                 "{} reads hand-over versions {versions:?}, not {HANDOVER_VERSION}",
@@ -63,8 +110,15 @@ impl Reactor {
         let started = child::spawn(&binary, theirs)?;
         let pid = started.id();
         let stopped_wall_ms = Clock::wall_ms();
-        let result = self
-            .stop_for_handover(now, stopped_wall_ms)
+        // In cluster mode the new process subscribes to Redis's events
+        // before this one stops reading them (the loop waits: part of the
+        // pause).
+        let ready = match self.redis {
+            Some(_) => child::await_ready(&ours, child::TAKEOVER_TIMEOUT),
+            None => Ok(()),
+        };
+        let result = ready
+            .and_then(|()| self.stop_for_handover(now, stopped_wall_ms))
             .and_then(|(document, keys)| {
                 let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
                 let conns = keys.iter().map(|&k| self.conns[k].socket());
@@ -92,7 +146,12 @@ impl Reactor {
         now: u64,
         stopped_wall_ms: u64,
     ) -> Result<(Handover, Vec<usize>), String> {
-        self.close_tls(now);
+        // Time went on while Redis was waited for: the engine is never
+        // given an earlier time than it had.
+        self.drain_bus();
+        self.close_tls(self.clock.now_ms().max(now));
+        self.drain_bus();
+        let now = self.clock.now_ms().max(now);
         let journal_len = match &mut self.journal {
             Some(journal) => Some(
                 journal

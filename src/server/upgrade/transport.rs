@@ -2,7 +2,8 @@
 //! length-prefixed bytes, then the descriptors with `SCM_RIGHTS` in chunks
 //! of at most [`FD_CHUNK`] (each chunk's count as 4 bytes of data it rides
 //! on), received as `OwnedFd` (close-on-exec). Then one byte back,
-//! [`SERVING`], when the new process serves.
+//! [`SERVING`], when the new process serves (in cluster mode, [`READY`]
+//! comes back first, before the document is sent).
 //!
 //! Through rustix: `sendmsg`/`recvmsg` with ancillary data would otherwise
 //! take `unsafe`.
@@ -24,6 +25,10 @@ const MAX_DOCUMENT: u64 = 4 << 30;
 
 /// The byte the new process sends once it serves.
 pub const SERVING: u8 = b'S';
+
+/// The byte a new process in cluster mode sends once it has subscribed to
+/// Redis's events, before the document (the old process waits for it).
+pub const READY: u8 = b'R';
 
 /// Sends `document`, then `fds`.
 pub fn send(stream: &UnixStream, document: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
