@@ -336,10 +336,10 @@ impl Engine {
         let Some(cluster) = self.cluster.as_deref_mut() else {
             return;
         };
-        cluster.resume_from = None;
         if !(cluster.up && cluster.subscribed && node != 0) {
             return;
         }
+        cluster.resume_from = None;
         cluster.phase = Phase::Syncing {
             since_ms: now,
             buffer: Vec::new(),

@@ -294,11 +294,16 @@ impl Cluster {
             }
             BusCommand::Catchup { from } => {
                 let seq_of = |m: &String| m.split(' ').next().and_then(|s| s.parse::<u64>().ok());
-                let kept = self
+                // As the script: from the last entry holding `from` or an
+                // earlier event on (all of them if none does).
+                let start = self
                     .redis
                     .log
                     .iter()
-                    .filter(|m| seq_of(m).is_some_and(|s| s >= from))
+                    .rposition(|m| seq_of(m).is_some_and(|s| s <= from))
+                    .unwrap_or(0);
+                let kept = self.redis.log[start..]
+                    .iter()
                     .map(|m| BusReply::Text(m.clone()))
                     .collect();
                 let epoch = self.redis.epoch.clone().unwrap_or_default();
