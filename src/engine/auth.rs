@@ -115,7 +115,7 @@ impl Engine {
         };
         let subject = match &c.auth {
             Some(auth) => Some(auth.identity.sub.as_str()),
-            None => self.routes[c.route].subject_of(super::cluster::global(self.node, conn)),
+            None => self.routes[c.route].subject_of(super::cluster::global(self.out.node, conn)),
         };
         if subject.is_some_and(|s| s != identity.sub) {
             log::debug!("{conn:?}: in-band token for another subject");
@@ -131,7 +131,7 @@ impl Engine {
             close_at,
         });
         if self.cluster.is_some() {
-            let conn = super::cluster::global(self.node, conn);
+            let conn = super::cluster::global(self.out.node, conn);
             self.publish(None, super::cluster::Event::Identity { conn, identity });
         }
         self.answer_auth(now, conn, Ok(()));
@@ -143,8 +143,8 @@ impl Engine {
             return;
         };
         let route = &self.routes[c.route];
+        let conn = super::cluster::global(self.out.node, conn);
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
-        let conn = super::cluster::global(self.node, conn);
         match (c.protocol, result) {
             (Protocol::Chat, result) => chat_auth_reply(conn, result, &mut cx),
             (_, Ok(())) => {}

@@ -283,9 +283,6 @@ pub struct Engine {
     rng: rng::Rng,
     /// This node's own randomness (cluster epochs), never replicated.
     local_rng: rng::Rng,
-    /// This node's number in the cluster; 0 for one process (and in
-    /// cluster mode until registered).
-    node: u32,
     /// Cluster mode's state.
     cluster: Option<Box<cluster::node::Cluster>>,
     out: Outbox,
@@ -312,7 +309,6 @@ impl Engine {
             seed,
             rng: rng::Rng::new(seed),
             local_rng: rng::Rng::new(!seed),
-            node: 0,
             cluster,
             out: Outbox::new(),
             conns: ConnMap::default(),
@@ -426,7 +422,7 @@ impl Engine {
         let auth = self.identity_of_open(conn, identity);
         if self.cluster.is_some() {
             let event = cluster::Event::Open {
-                conn: cluster::global(self.node, conn),
+                conn: cluster::global(self.out.node, conn),
                 protocol,
                 path: self.routes[route].path.clone(),
                 query: query.to_owned(),
@@ -547,8 +543,8 @@ impl Engine {
             Verdict::Allow => {}
             Verdict::Refuse => {
                 let route = &mut self.routes[c.route];
+                let g = cluster::global(self.out.node, conn);
                 let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
-                let g = cluster::global(self.node, conn);
                 route.send_error(g, RATE_LIMIT_EXCEEDED, &mut cx);
             }
             Verdict::Close => self.close(now, conn, CloseReason::RateLimited),
@@ -575,24 +571,31 @@ impl Engine {
     /// Removes `conn` from everything (others are told as on leaving);
     /// `false` if it was unknown.
     fn disconnect(&mut self, now: u64, conn: ConnId) -> bool {
-        let Some(c) = self.conns.remove(&conn) else {
+        let Some(c) = self.forget(conn) else {
             return false;
         };
-        if let Some(auth) = &c.auth {
-            self.expiries.remove(auth.close_at, conn);
-        }
-        self.out.per_protocol[c.protocol.index()].connections -= 1;
-        self.drop_gone_heartbeats();
         if self.cluster.is_some() {
             // Published when it can be; else the replica's holding it is
             // found when the node synchronises again.
-            let conn = cluster::global(self.node, conn);
+            let conn = cluster::global(self.out.node, conn);
             self.publish(None, cluster::Event::Close { conn, now });
             return true;
         }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
         self.routes[c.route].close(conn, &mut cx);
         true
+    }
+
+    /// Takes `conn` out of the engine's own tables (its heartbeat, its
+    /// expiry, the connection count), not out of its route.
+    fn forget(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        if let Some(auth) = &c.auth {
+            self.expiries.remove(auth.close_at, conn);
+        }
+        self.out.per_protocol[c.protocol.index()].connections -= 1;
+        self.drop_gone_heartbeats();
+        Some(c)
     }
 }
 

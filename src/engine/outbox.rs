@@ -20,10 +20,11 @@ pub(crate) struct Outbox {
     pub outputs: Vec<Output>,
     /// The counters, indexed by [`Protocol::index`].
     pub per_protocol: [ProtocolStats; 5],
-    /// The node whose connections the outputs go to (cluster mode, see
-    /// [`super::cluster`]); 0 for the single-process engine, whose ids
-    /// all belong to node 0. Sends to other nodes' connections are
-    /// dropped, those nodes send them.
+    /// This node's number: the node whose connections the outputs go to
+    /// (cluster mode, see [`super::cluster`]; 0 until registered); 0 for
+    /// the single-process engine, whose ids all belong to node 0. Sends to
+    /// other nodes' connections are dropped, those nodes send them. Held
+    /// here, once, because every handler's context needs it.
     pub node: u32,
     /// `ts` is the `TS` of `ts_ms` (empty before the first use).
     #[serde(skip)]

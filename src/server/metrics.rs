@@ -362,7 +362,7 @@ pub fn metrics_text(stats: &Stats, server: &ServerCounters, uptime_secs: u64) ->
 /// The cluster mode series of `/metrics`.
 fn cluster_metrics(out: &mut String, redis: &RedisCounters, cluster: &ClusterStats) {
     let round_trip_secs = redis.round_trip_ms_total as f64 / 1000.0;
-    let series: [(&str, &str, &str, String); 8] = [
+    let series: [(&str, &str, &str, String); 9] = [
         (
             "roomd_redis_up",
             "gauge",
@@ -411,6 +411,12 @@ fn cluster_metrics(out: &mut String, redis: &RedisCounters, cluster: &ClusterSta
             "Live nodes at this node's last heartbeat.",
             cluster.nodes.to_string(),
         ),
+        (
+            "roomd_cluster_nodes_reaped_total",
+            "counter",
+            "Other nodes removed from the cluster (dead or paused).",
+            cluster.nodes_reaped.to_string(),
+        ),
     ];
     for (name, kind, help, value) in series {
         let _ = writeln!(
@@ -418,12 +424,6 @@ fn cluster_metrics(out: &mut String, redis: &RedisCounters, cluster: &ClusterSta
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
-    let name = "roomd_cluster_nodes_reaped_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Other nodes removed from the cluster (dead or paused).\n# TYPE {name} counter\n{name} {}",
-        cluster.nodes_reaped
-    );
 }
 
 #[cfg(test)]

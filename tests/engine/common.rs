@@ -7,6 +7,16 @@ use roomd::protocol::Protocol;
 use roomd::protocol::token::Identity;
 use std::collections::HashMap;
 
+/// Each protocol on one route, as the cluster and saved-state tests open
+/// them (by index).
+pub const ROUTES: [(&str, Protocol); 5] = [
+    ("/scratch", Protocol::Scratch),
+    ("/signal", Protocol::Signal),
+    ("/presence", Protocol::Presence),
+    ("/chat", Protocol::Chat),
+    ("/stream", Protocol::Stream),
+];
+
 /// 2024-01-01T12:00:00.000Z, the harness's start time.
 pub const T0: u64 = 1_704_110_400_000;
 /// `TS` of [`T0`].

@@ -3,19 +3,12 @@
 //! one it was saved from (same outputs for the same inputs, timers, rate
 //! limits and identity expiries included).
 
+use crate::common::ROUTES;
 use proptest::prelude::*;
 use roomd::engine::{AuthPolicy, ConnId, Engine, EngineConfig, Input, Output};
 use roomd::fuzzing::templates::{Context, NAMES, template};
 use roomd::protocol::Protocol;
 use roomd::protocol::token::Identity;
-
-const ROUTES: [(&str, Protocol); 5] = [
-    ("/scratch", Protocol::Scratch),
-    ("/signal", Protocol::Signal),
-    ("/presence", Protocol::Presence),
-    ("/chat", Protocol::Chat),
-    ("/stream", Protocol::Stream),
-];
 
 fn config() -> EngineConfig {
     EngineConfig {

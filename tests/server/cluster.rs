@@ -1006,7 +1006,7 @@ fn a_cluster_node_s_journal_replays() {
 /// Runs `command`'s script as a node would, with node timeout
 /// `timeout_ms`.
 fn run(client: &mut TestClient, id: u64, timeout_ms: u64, command: BusCommand) -> Reply {
-    let Call::Script(script, keys, args) = scripts::call("t", timeout_ms, command) else {
+    let Call::Script(script, keys, args) = scripts::call("t", timeout_ms, &command) else {
         panic!("not a script");
     };
     let now = client.now();

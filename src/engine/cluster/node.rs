@@ -57,17 +57,27 @@ enum Phase {
 enum Pending {
     Register,
     Heartbeat,
-    /// An event of a connection (`Open` when `open`), published by `node`.
+    /// An event of a connection, published by `node`.
     Publish {
         node: u32,
         conn: Option<ConnId>,
-        open: bool,
-        text: bool,
+        kind: Published,
     },
     Sync,
     Other,
     Fetch,
     Catchup,
+}
+
+/// What a publish was, for what its failure means to its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Published {
+    /// An open: the connection is closed with 1013.
+    Open,
+    /// A text message: its sender gets the protocol's error.
+    Text,
+    /// Anything else: found when the node synchronises again.
+    Other,
 }
 
 /// This node's cluster state, besides the routes it shares with the
@@ -229,19 +239,17 @@ impl Engine {
     /// Publishes an event of local connection `conn` (`None` for the
     /// node's own). `false` if it cannot be published now.
     pub(crate) fn publish(&mut self, conn: Option<ConnId>, event: Event) -> bool {
-        let node = self.node;
+        let node = self.out.node;
         if !self.cluster.as_ref().is_some_and(|c| c.can_publish(node)) {
             return false;
         }
-        let open = matches!(event, Event::Open { .. });
-        let text = matches!(event, Event::Text { .. });
-        let event = event.encode();
-        let pending = Pending::Publish {
-            node,
-            conn,
-            open,
-            text,
+        let kind = match event {
+            Event::Open { .. } => Published::Open,
+            Event::Text { .. } => Published::Text,
+            _ => Published::Other,
         };
+        let event = event.encode();
+        let pending = Pending::Publish { node, conn, kind };
         self.command(BusCommand::Publish { node, event }, pending);
         true
     }
@@ -263,7 +271,7 @@ impl Engine {
                         command: BusCommand::Subscribe,
                     });
                 }
-                if self.node == 0 {
+                if self.out.node == 0 {
                     self.register();
                 } else {
                     self.heartbeat(now);
@@ -285,7 +293,7 @@ impl Engine {
                 cluster.phase = Phase::Joining;
                 let up = cluster.up;
                 match cluster.resume_from.take() {
-                    Some(next) if up && self.node != 0 => {
+                    Some(next) if up && self.out.node != 0 => {
                         self.start_catchup(now, next, Vec::new());
                     }
                     _ => self.start_sync(now),
@@ -316,13 +324,13 @@ impl Engine {
             return;
         };
         cluster.next_heartbeat_ms = now.saturating_add(cluster.policy.heartbeat_ms());
-        if self.node == 0 {
+        if self.out.node == 0 {
             return;
         }
         let epoch = cluster.epoch.clone();
         let fresh_epoch = format!("{:016x}", self.local_rng.next_u64());
         let command = BusCommand::Heartbeat {
-            node: self.node,
+            node: self.out.node,
             epoch,
             fresh_epoch,
         };
@@ -332,7 +340,7 @@ impl Engine {
     /// Asks for the state, if registered and subscribed and not already
     /// asking.
     fn start_sync(&mut self, now: u64) {
-        let node = self.node;
+        let node = self.out.node;
         let Some(cluster) = self.cluster.as_deref_mut() else {
             return;
         };
@@ -428,8 +436,7 @@ impl Engine {
                     let (Some(node), Some(epoch)) = (a[0].int(), a[1].text()) else {
                         return log::warn!("cluster: bad register reply {reply:?}");
                     };
-                    self.node = u32::try_from(node).unwrap_or(0);
-                    self.out.node = self.node;
+                    self.out.node = u32::try_from(node).unwrap_or(0);
                     log::info!("cluster: joined as node {node}");
                     if let Some(c) = self.cluster_mut() {
                         c.epoch = epoch;
@@ -445,13 +452,8 @@ impl Engine {
                 }
             },
             Pending::Heartbeat => self.heartbeat_reply(now, reply),
-            Pending::Publish {
-                node,
-                conn,
-                open,
-                text,
-            } => {
-                if node != self.node {
+            Pending::Publish { node, conn, kind } => {
+                if node != self.out.node {
                     return;
                 }
                 if fenced {
@@ -464,10 +466,10 @@ impl Engine {
                 let Some(conn) = conn.filter(|c| self.conns.contains_key(c)) else {
                     return;
                 };
-                if open {
-                    self.close_local(conn, CloseReason::TryAgainLater);
-                } else if text {
-                    self.unavailable(now, conn);
+                match kind {
+                    Published::Open => self.close_local(conn, CloseReason::TryAgainLater),
+                    Published::Text => self.unavailable(now, conn),
+                    Published::Other => {}
                 }
             }
             Pending::Sync => {
@@ -517,7 +519,7 @@ impl Engine {
                 .collect()
         };
         let (live, stale) = (ids(live), ids(stale));
-        let me = self.node;
+        let me = self.out.node;
         let Some(cluster) = self.cluster_mut() else {
             return;
         };
@@ -570,7 +572,7 @@ impl Engine {
             return;
         };
         if cluster.up && cluster.next_heartbeat_ms <= now {
-            if self.node == 0 {
+            if self.out.node == 0 {
                 let registering = cluster
                     .pending
                     .values()
@@ -606,7 +608,7 @@ impl Engine {
 
     /// Event `seq` arrived.
     fn delivered(&mut self, now: u64, seq: u64, event: Event) {
-        let me = self.node;
+        let me = self.out.node;
         let Some(cluster) = self.cluster_mut() else {
             return;
         };
@@ -715,7 +717,7 @@ impl Engine {
     /// Applies event `seq` to the replica; keeps the outputs for this
     /// node's connections.
     fn apply(&mut self, now: u64, seq: u64, event: Event) {
-        let me = self.node;
+        let me = self.out.node;
         match event {
             Event::Open {
                 conn,
@@ -815,7 +817,7 @@ impl Engine {
         identity: Option<Identity>,
         at: u64,
     ) {
-        let mine = node_of(conn) == self.node;
+        let mine = node_of(conn) == self.out.node;
         if self
             .cluster
             .as_deref()
@@ -864,7 +866,7 @@ impl Engine {
     /// After synchronising: publishes the closes the replica missed, and
     /// closes with 1012 the connections the replica lost.
     fn reconcile(&mut self, now: u64) {
-        let me = self.node;
+        let me = self.out.node;
         let Some(cluster) = self.cluster.as_deref() else {
             return;
         };
@@ -881,7 +883,7 @@ impl Engine {
             .filter_map(|p| match p {
                 Pending::Publish {
                     conn: Some(c),
-                    open: true,
+                    kind: Published::Open,
                     ..
                 } => Some(*c),
                 _ => None,
@@ -906,19 +908,18 @@ impl Engine {
     /// This node was reaped: close every connection with 1012, forget the
     /// replica, join again under a new number.
     fn fenced(&mut self, now: u64) {
-        if self.node == 0 {
+        if self.out.node == 0 {
             return;
         }
         log::warn!(
             "cluster: node {} was removed (silent past the node timeout); closing its connections and joining again",
-            self.node
+            self.out.node
         );
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
         conns.sort_unstable();
         for conn in conns {
             self.close_local(conn, CloseReason::ServiceRestart);
         }
-        self.node = 0;
         self.out.node = 0;
         self.reset_replica();
         if let Some(c) = self.cluster_mut() {
@@ -932,13 +933,8 @@ impl Engine {
     /// Closes local connection `conn` without publishing anything (the
     /// replica does not hold it, or is being dropped).
     pub(crate) fn close_local(&mut self, conn: ConnId, reason: CloseReason) {
-        if let Some(c) = self.conns.remove(&conn) {
-            if let Some(auth) = &c.auth {
-                self.expiries.remove(auth.close_at, conn);
-            }
-            self.out.per_protocol[c.protocol.index()].connections -= 1;
+        if self.forget(conn).is_some() {
             self.out.outputs.push(Output::Close { conn, reason });
-            self.drop_gone_heartbeats();
         }
     }
 
@@ -947,7 +943,7 @@ impl Engine {
     /// this node (a ping, a malformed message), else refused with the
     /// protocol's error.
     pub(crate) fn cluster_text(&mut self, now: u64, conn: ConnId, text: &str) {
-        let g = global(self.node, conn);
+        let g = global(self.out.node, conn);
         let event = Event::Text {
             conn: g,
             text: text.to_owned(),
@@ -974,13 +970,14 @@ impl Engine {
             return;
         };
         let route = &self.routes[c.route];
+        let g = global(self.out.node, conn);
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, now, c.protocol);
-        route.send_error(global(self.node, conn), UNAVAILABLE, &mut cx);
+        route.send_error(g, UNAVAILABLE, &mut cx);
     }
 
     /// The cluster's view for `/health`, in cluster mode.
     pub fn cluster_stats(&self) -> Option<ClusterStats> {
-        self.cluster.as_deref().map(|c| c.stats(self.node))
+        self.cluster.as_deref().map(|c| c.stats(self.out.node))
     }
 
     /// Whether the engine accepts new connections: always, except in

@@ -219,12 +219,7 @@ impl Reactor {
         let prefix = &self.config.cluster.redis_prefix;
         let timeout_ms = self.config.cluster.node_timeout.as_millis() as u64;
         if let Some(bus) = &mut self.redis {
-            bus.send(
-                now,
-                id,
-                scripts::call(prefix, timeout_ms, command.clone()),
-                prefix,
-            );
+            bus.send(now, id, scripts::call(prefix, timeout_ms, command), prefix);
         }
     }
 

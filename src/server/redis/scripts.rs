@@ -235,16 +235,17 @@ pub enum Call {
 }
 
 /// The Redis call for `command` under `prefix`, with the node timeout.
-pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
+pub fn call(prefix: &str, timeout_ms: u64, command: &BusCommand) -> Call {
     let key = |name: &str| format!("{prefix}:{name}").into_bytes();
     let [nodes, seq, events, synced] = ["nodes", "seq", "events", "synced"].map(key);
-    let n = |v: u32| v.to_string().into_bytes();
+    let n = |v: &u32| v.to_string().into_bytes();
+    let bytes = |s: &String| s.as_bytes().to_vec();
     match command {
         BusCommand::Subscribe => Call::Subscribe,
         BusCommand::Register { epoch } => Call::Script(
             &REGISTER,
             vec![key("node_seq"), nodes, key("epoch")],
-            vec![epoch.into_bytes()],
+            vec![bytes(epoch)],
         ),
         BusCommand::Heartbeat {
             node,
@@ -255,12 +256,12 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
             vec![nodes, key("epoch"), key("node_seq"), key("beat")],
             vec![
                 n(node),
-                epoch.into_bytes(),
-                fresh_epoch.into_bytes(),
+                bytes(epoch),
+                bytes(fresh_epoch),
                 timeout_ms.to_string().into_bytes(),
             ],
         ),
-        BusCommand::Publish { node, event } => publish(prefix, node, vec![event.into_bytes()]),
+        BusCommand::Publish { node, event } => publish(prefix, *node, vec![bytes(event)]),
         BusCommand::Sync {
             node,
             alone,
@@ -268,7 +269,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
         } => Call::Script(
             &SYNC,
             vec![nodes, seq, events, synced, key("log")],
-            vec![n(node), alone.into_bytes(), not_alone.into_bytes()],
+            vec![n(node), bytes(alone), bytes(not_alone)],
         ),
         BusCommand::Store {
             node,
@@ -285,7 +286,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
                 key(&format!("snap:{to}")),
                 key("log"),
             ],
-            vec![n(node), n(to), snapshot.into_bytes(), event.into_bytes()],
+            vec![n(node), n(to), bytes(snapshot), bytes(event)],
         ),
         BusCommand::Fetch { to } => Call::Plain(vec![b"GET".to_vec(), key(&format!("snap:{to}"))]),
         BusCommand::Catchup { from } => Call::Script(
@@ -300,11 +301,7 @@ pub fn call(prefix: &str, timeout_ms: u64, command: BusCommand) -> Call {
         } => Call::Script(
             &REAP,
             vec![nodes, seq, events, synced, key("log")],
-            vec![
-                n(dead),
-                timeout_ms.to_string().into_bytes(),
-                event.into_bytes(),
-            ],
+            vec![n(dead), timeout_ms.to_string().into_bytes(), bytes(event)],
         ),
     }
 }

@@ -8,6 +8,7 @@
 
 mod bus;
 
+use crate::common::ROUTES;
 use bus::Cluster;
 use proptest::prelude::*;
 use roomd::engine::cluster::{Event, global, local_of, node_of};
@@ -20,15 +21,6 @@ use std::collections::BTreeMap;
 
 const TIMEOUT_MS: u64 = 2_000;
 const SEED: u64 = 77;
-
-/// Each protocol on one route.
-const ROUTES: [(&str, Protocol); 5] = [
-    ("/scratch", Protocol::Scratch),
-    ("/signal", Protocol::Signal),
-    ("/presence", Protocol::Presence),
-    ("/chat", Protocol::Chat),
-    ("/stream", Protocol::Stream),
-];
 
 fn config(cluster: bool) -> EngineConfig {
     EngineConfig {
