@@ -39,7 +39,10 @@
 //! sequence, a lost subscription) first reads them back from the log Redis keeps of the newest messages
 //! and applies them as if delivered, so its clients get them too
 //! (`Catchup`), and asks for the whole state only if the log does not
-//! reach back so far. A node that has just synchronised reconciles its own
+//! reach back so far. A node loading a snapshot first tells its clients of
+//! the members that came or went by events it never saw (the replica and
+//! the snapshot differ in them only after Redis lost messages or its
+//! data). A node that has just synchronised reconciles its own
 //! connections with the replica: a connection the replica holds but the
 //! node closed meanwhile gets its `Close` published; one the node holds
 //! but the replica lost is closed with 1012 so its client reconnects.

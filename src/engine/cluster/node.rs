@@ -5,6 +5,7 @@
 use super::snapshot::Snapshot;
 use super::{BusCommand, BusInput, BusReply, ClusterPolicy, Event, global, local_of, node_of};
 use crate::engine::outbox::Cx;
+use crate::engine::route::Route;
 use crate::engine::{ConnId, ConnMap, Engine, Output};
 use crate::protocol::close::CloseReason;
 use crate::protocol::token::Identity;
@@ -24,6 +25,10 @@ pub(crate) struct Member {
     /// Its identity, with auth on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    /// The query string it opened with (to announce it to a node whose
+    /// replica missed the open).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub query: String,
 }
 
 /// Where the node stands.
@@ -694,6 +699,7 @@ impl Engine {
                 return self.start_sync(now);
             }
         };
+        self.tell_differences(now, &snapshot);
         self.load_replica(snapshot);
         let mut next = at.saturating_add(1);
         for (seq, event) in buffered {
@@ -714,6 +720,46 @@ impl Engine {
         self.reconcile(now);
     }
 
+    /// Before a snapshot replaces the replica: the members it holds and
+    /// the replica does not, or the other way round, came or went by
+    /// events this node never saw (a close a node published once it went
+    /// on alone after Redis restarted, before this one had subscribed
+    /// again; an open Redis delivered to some nodes only before it went
+    /// down). Their closes, then their opens, are applied to the old
+    /// replica, so this node's clients are told as the events would have
+    /// told them; the snapshot then replaces what that changed.
+    fn tell_differences(&mut self, now: u64, snapshot: &Snapshot) {
+        let Some(cluster) = self.cluster.as_deref() else {
+            return;
+        };
+        if self.conns.is_empty() {
+            return;
+        }
+        let kept: BTreeSet<ConnId> = snapshot.members().map(|(c, _, _)| c).collect();
+        let mut gone: Vec<ConnId> = cluster
+            .members
+            .keys()
+            .filter(|c| !kept.contains(c))
+            .copied()
+            .collect();
+        gone.sort_unstable();
+        let mut came: Vec<(ConnId, &Route, &Member)> = snapshot
+            .members()
+            .filter(|(c, _, _)| !cluster.members.contains_key(c))
+            .collect();
+        came.sort_unstable_by_key(|(c, _, _)| *c);
+        let came: Vec<(ConnId, Protocol, String, Member)> = came
+            .into_iter()
+            .map(|(c, r, m)| (c, r.protocol, r.path.clone(), m.clone()))
+            .collect();
+        for conn in gone {
+            self.apply_close(conn, now);
+        }
+        for (conn, protocol, path, member) in came {
+            self.apply_open(conn, protocol, path, member.query, member.identity, now);
+        }
+    }
+
     /// Applies event `seq` to the replica; keeps the outputs for this
     /// node's connections.
     fn apply(&mut self, now: u64, seq: u64, event: Event) {
@@ -726,7 +772,7 @@ impl Engine {
                 query,
                 identity,
                 now: at,
-            } => self.apply_open(conn, protocol, path, &query, identity, at),
+            } => self.apply_open(conn, protocol, path, query, identity, at),
             Event::Text {
                 conn,
                 text,
@@ -813,7 +859,7 @@ impl Engine {
         conn: ConnId,
         protocol: Protocol,
         path: String,
-        query: &str,
+        query: String,
         identity: Option<Identity>,
         at: u64,
     ) {
@@ -834,10 +880,17 @@ impl Engine {
         }
         let mut cx = Cx::new(&mut self.out, &mut self.rng, &self.config, at, protocol);
         cx.identity = identity.as_ref();
-        match self.routes[route].open(conn, query, &mut cx) {
+        match self.routes[route].open(conn, &query, &mut cx) {
             Ok(()) => {
                 if let Some(c) = self.cluster_mut() {
-                    c.insert_member(conn, Member { route, identity });
+                    c.insert_member(
+                        conn,
+                        Member {
+                            route,
+                            identity,
+                            query,
+                        },
+                    );
                 }
             }
             Err(reason) => {

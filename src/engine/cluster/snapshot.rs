@@ -37,6 +37,14 @@ impl Snapshot {
         }
         Ok(())
     }
+
+    /// Every connection it holds, with its route (a member on no route,
+    /// which loading drops, is left out).
+    pub fn members(&self) -> impl Iterator<Item = (ConnId, &Route, &Member)> + '_ {
+        self.members
+            .iter()
+            .filter_map(|(conn, m)| Some((*conn, self.routes.get(m.route)?, m)))
+    }
 }
 
 impl Engine {

@@ -136,6 +136,44 @@ impl Cluster {
         self.nodes[i].messages.push_back(BusInput::Subscribed);
     }
 
+    /// Redis restarts empty: every live node loses both connections (the
+    /// commands not yet answered fail, the messages on their way are
+    /// lost) and is told Redis is down; [`Cluster::reconnect`] brings
+    /// each back.
+    pub fn restart(&mut self, now: u64) {
+        self.redis = Redis {
+            log: std::mem::take(&mut self.redis.log),
+            ..Redis::default()
+        };
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].alive {
+                continue;
+            }
+            let node = &mut self.nodes[i];
+            node.messages.clear();
+            node.subscribed = false;
+            let mut failed: Vec<u64> = node.commands.drain(..).map(|(id, _)| id).collect();
+            for reply in node.replies.drain(..) {
+                if let BusInput::Reply { id, .. } = reply {
+                    failed.push(id);
+                }
+            }
+            failed.sort_unstable();
+            self.input(i, now, Input::Bus(BusInput::Down));
+            for id in failed {
+                let reply = BusReply::Failed;
+                self.input(i, now, Input::Bus(BusInput::Reply { id, reply }));
+            }
+        }
+    }
+
+    /// Node `i` connects to Redis again and its subscription is renewed.
+    pub fn reconnect(&mut self, i: usize, now: u64) {
+        self.input(i, now, Input::Bus(BusInput::Up));
+        self.nodes[i].subscribed = true;
+        self.nodes[i].messages.push_back(BusInput::Subscribed);
+    }
+
     /// Delivers node `i`'s oldest reply (`messages` false) or message.
     pub fn deliver(&mut self, i: usize, now: u64, messages: bool) -> bool {
         let node = &mut self.nodes[i];

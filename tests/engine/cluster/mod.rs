@@ -417,6 +417,86 @@ fn a_paused_node_comes_back_fenced_closes_with_1012_and_rejoins() {
     let _ = b;
 }
 
+/// Redis restarts empty; `during` runs in the outage. Node 0 comes back
+/// first and goes on alone from its replica (publishing what it must)
+/// before node 1 has resubscribed; node 1 then loads node 0's state.
+/// What each of `clients` received about `user`, with presence's
+/// online users on both nodes after.
+fn restart_with_node_1_late(
+    w: &mut World,
+    during: impl FnOnce(&mut World),
+    clients: &[usize],
+    user: &str,
+) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    w.cluster.restart(w.now);
+    during(w);
+    w.cluster.nodes[1].alive = false;
+    w.cluster.reconnect(0, w.now);
+    w.cluster.settle(w.now);
+    w.cluster.nodes[1].alive = true;
+    w.cluster.reconnect(1, w.now);
+    w.run_for(1_000);
+    assert!(w.cluster.nodes[1].engine.accepting(), "node 1 synchronised");
+    let got = w.received();
+    let g = |c: usize| global(w.node_number(w.clients[c].node), w.clients[c].conn);
+    let about = clients
+        .iter()
+        .map(|c| {
+            let quoted = format!("\"{user}\"");
+            got[&g(*c)]
+                .iter()
+                .filter(|m| m.contains("USER_O") && m.contains(&quoted))
+                .cloned()
+                .collect()
+        })
+        .collect();
+    let online = (0..2)
+        .map(|i| w.cluster.nodes[i].engine.online_users("/presence"))
+        .collect();
+    (about, online)
+}
+
+/// A client closed while Redis restarted: its node publishes the close
+/// before the other has resubscribed; the other loads the state without
+/// the client and still tells its own clients it left, once.
+#[test]
+fn a_close_during_a_redis_restart_reaches_a_node_that_loads_the_state_after_it() {
+    let mut w = World::new(2);
+    let alice = w.open(0, 2, "alice").expect("ready");
+    let carol = w.open(0, 2, "carol").expect("ready");
+    let bob = w.open(1, 2, "bob").expect("ready");
+    w.cluster.settle(w.now);
+    let (about, online) =
+        restart_with_node_1_late(&mut w, |w| w.close(carol), &[alice, bob], "carol");
+    for messages in about {
+        let offline = messages.iter().filter(|m| m.contains("USER_OFFLINE"));
+        assert_eq!(offline.count(), 1, "offline once: {messages:?}");
+        assert!(messages.last().is_some_and(|m| m.contains("USER_OFFLINE")));
+    }
+    assert_eq!(online, [["alice", "bob"], ["alice", "bob"]]);
+}
+
+/// An open Redis published just before it restarted reached its own
+/// node only; the other loads the state holding it and tells its own
+/// clients of the arrival, once.
+#[test]
+fn an_open_only_one_node_heard_before_a_redis_restart_is_announced_by_the_other() {
+    let mut w = World::new(2);
+    let alice = w.open(0, 2, "alice").expect("ready");
+    let bob = w.open(1, 2, "bob").expect("ready");
+    w.cluster.settle(w.now);
+    w.open(0, 2, "dave").expect("ready");
+    while w.cluster.run_command(0, w.now) {}
+    while w.cluster.deliver(0, w.now, true) {}
+    while w.cluster.deliver(0, w.now, false) {}
+    let (about, online) = restart_with_node_1_late(&mut w, |_| {}, &[alice, bob], "dave");
+    for messages in about {
+        assert_eq!(messages.len(), 1, "online once: {messages:?}");
+        assert!(messages[0].contains("USER_ONLINE"), "{messages:?}");
+    }
+    assert_eq!(online, [["alice", "bob", "dave"], ["alice", "bob", "dave"]]);
+}
+
 /// One step of the property test.
 #[derive(Clone, Debug)]
 enum Op {
