@@ -84,6 +84,20 @@ impl Upgrading {
         line
     }
 
+    /// Waits for a log line holding `text`.
+    fn await_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return;
+            }
+        }
+    }
+
     fn outcome(&self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -332,6 +346,62 @@ fn script(path: &std::path::Path, text: &str) {
     std::fs::rename(&tmp, path).unwrap();
 }
 
+/// The new binary is slow to start (a wrapper sleeps first): while the
+/// sockets are sent ahead, the old process serves on; a client that
+/// closes meanwhile sees its connection end (the new process drops the
+/// socket it was sent ahead), one that connects meanwhile is handed over
+/// beside the document, and everyone else talks on.
+#[test]
+fn connections_closed_or_opened_while_sockets_are_sent_ahead() {
+    let dir = scratch_dir("upgrade-ahead");
+    let slow = dir.join("roomd-slow");
+    script(
+        &slow,
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = handover-versions ] || sleep 1\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_roomd")
+        ),
+    );
+    let mut server = Upgrading::start(&["--upgrade-binary", slow.to_str().unwrap()]);
+    let mut clients = Clients::open(server.addr);
+    let mut leaving = ws_at(server.addr, "/chat");
+    assert_eq!(next(&mut leaving)["type"], "system");
+    server.ask_upgrade();
+    server.await_log("socket(s) ahead");
+    leaving.ws.close(None).expect("close");
+    let mut raw = loop {
+        match leaving.ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break leaving.ws.into_inner(),
+            Err(e) => panic!("closing: {e}"),
+        }
+    };
+    let mut joining = ws_at(server.addr, "/chat");
+    assert_eq!(next(&mut joining)["type"], "system");
+    clients.send(0);
+    clients.receive(0);
+    server.upgraded();
+    raw.set_read_timeout(Some(TIMEOUT)).unwrap();
+    let mut rest = Vec::new();
+    let end = std::io::Read::read_to_end(&mut raw, &mut rest);
+    assert!(end.is_ok(), "the closed connection ends: {end:?}");
+    clients.send(1);
+    clients.receive(1);
+    for n in 0..2 {
+        let m = next(&mut joining);
+        assert_eq!(
+            (m["type"].as_str(), &m["payload"]["n"]),
+            (Some("chat"), &json!(n)),
+            "the client that came meanwhile: {m}"
+        );
+    }
+    joining.send_json(json!({"type": "chat", "payload": {"n": 2}}));
+    for c in &mut clients.chat {
+        assert_eq!(next(c)["payload"]["n"], 2);
+    }
+    clients.presence_quiet();
+}
+
 #[test]
 fn refused_and_failed_upgrades_leave_the_old_process_serving() {
     let dir = scratch_dir("upgrade-refused");
@@ -347,8 +417,17 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
     );
     assert_eq!(notified(&notify), ["READY=1"]);
     let mut clients = Clients::open(server.addr);
-    let crash = "#!/bin/sh\nif [ \"$1\" = handover-versions ]; then echo 1; exit 0; fi\n\
-                 head -c 100 >/dev/null\nexit 3\n";
+    // It reads this build's version, then crashes taking over.
+    let versions = std::process::Command::new(env!("CARGO_BIN_EXE_roomd"))
+        .arg("handover-versions")
+        .output()
+        .unwrap();
+    let versions = String::from_utf8(versions.stdout).unwrap();
+    let crash = format!(
+        "#!/bin/sh\nif [ \"$1\" = handover-versions ]; then echo {}; exit 0; fi\n\
+         head -c 100 >/dev/null\nexit 3\n",
+        versions.trim()
+    );
     let cases: [(&str, Option<&str>); 5] = [
         ("cannot run", None),
         ("no hand-over versions", Some("/bin/true")),
@@ -356,7 +435,7 @@ fn refused_and_failed_upgrades_leave_the_old_process_serving() {
             "reads hand-over versions [999]",
             Some("#!/bin/sh\necho 999\n"),
         ),
-        ("exited while taking over", Some(crash)),
+        ("exited while taking over", Some(&crash)),
         // It hangs: the clients are served meanwhile (below, before the
         // refusal), and the query gives up after 5 s.
         (

@@ -6,9 +6,8 @@ use crate::engine::ConnId;
 use crate::protocol::websocket::Codec;
 use crate::server::budget::Held;
 use crate::server::upgrade::handover::{ConnRecord, Phase};
+use mio::Interest;
 use mio::net::TcpStream;
-use mio::{Interest, Registry, Token};
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
 impl Connection {
@@ -22,9 +21,10 @@ impl Connection {
         self.stream.as_fd()
     }
 
-    /// What a live upgrade hands over of it, its socket apart: its phase,
-    /// with the bytes it holds in each direction.
-    pub fn record(&self) -> ConnRecord {
+    /// What a live upgrade hands over of it (at slab key `key`; its
+    /// descriptor `sent_ahead` or not), its socket apart: its phase, with
+    /// the bytes it holds in each direction.
+    pub fn record(&self, key: usize, sent_ahead: bool) -> ConnRecord {
         let phase = match &self.state {
             State::Request { buf, deadline_ms } => Phase::Request {
                 buf: buf.clone(),
@@ -47,23 +47,22 @@ impl Connection {
             },
         };
         ConnRecord {
+            key,
+            serial: self.serial,
+            sent_ahead,
             peer: self.peer,
             phase,
         }
     }
 
-    /// A plaintext connection handed over: `record` on `stream`,
-    /// registered readable under `token`. Returns it with its engine id
-    /// and life if it is a WebSocket.
+    /// A plaintext connection handed over: `record` on `stream`, which
+    /// the caller registers readable under the record's key. Returns it
+    /// with its engine id and life if it is a WebSocket.
     pub fn resume(
-        mut stream: TcpStream,
+        stream: TcpStream,
         record: ConnRecord,
-        serial: u64,
         max_message_size: usize,
-        registry: &Registry,
-        token: Token,
-    ) -> io::Result<(Connection, Option<(ConnId, Life)>)> {
-        registry.register(&mut stream, token, Interest::READABLE)?;
+    ) -> (Connection, Option<(ConnId, Life)>) {
         let mut websocket = None;
         let state = match record.phase {
             Phase::Request { buf, deadline_ms } => State::Request { buf, deadline_ms },
@@ -91,13 +90,13 @@ impl Connection {
             stream,
             tls: None,
             peer: record.peer,
-            serial,
+            serial: record.serial,
             state,
             registered: Interest::READABLE,
             dirty: false,
             held: Held::default(),
         };
-        Ok((conn, websocket))
+        (conn, websocket)
     }
 }
 
@@ -105,7 +104,7 @@ impl Connection {
 mod tests {
     use super::*;
     use crate::protocol::close::CloseReason;
-    use mio::Poll;
+    use mio::{Poll, Token};
 
     /// A connection accepted on loopback (the client end kept open), and
     /// a second descriptor of its socket, as the new process gets one.
@@ -123,11 +122,13 @@ mod tests {
     }
 
     fn round_trip(conn: &Connection, dup: std::net::TcpStream, poll: &Poll) -> Connection {
-        let record = conn.record();
-        let stream = TcpStream::from_std(dup);
-        let (resumed, ws) =
-            Connection::resume(stream, record.clone(), 2, 1024, poll.registry(), Token(1)).unwrap();
-        assert_eq!(resumed.record(), record, "the same record again");
+        let record = conn.record(3, true);
+        let mut stream = TcpStream::from_std(dup);
+        poll.registry()
+            .register(&mut stream, Token(3), Interest::READABLE)
+            .unwrap();
+        let (resumed, ws) = Connection::resume(stream, record.clone(), 1024);
+        assert_eq!(resumed.record(3, true), record, "the same record again");
         assert_eq!(resumed.deadline(), conn.deadline());
         assert_eq!(ws.map(|(id, _)| id), conn.ws_id());
         assert_eq!(resumed.peer(), conn.peer());

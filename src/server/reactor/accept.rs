@@ -16,7 +16,7 @@ use std::io;
 
 /// Sockets beyond `--max-connections` still accepted so that they can be
 /// answered `503` (or HTTP endpoints) rather than left in the backlog.
-const EXTRA_SOCKETS: usize = 1024;
+pub(super) const EXTRA_SOCKETS: usize = 1024;
 
 impl Reactor {
     /// Accepts every connection queued on listener `i`. After a resource

@@ -1,18 +1,24 @@
-//! What a process started by a live upgrade does before the hand-over, in
-//! cluster mode: it opens its own Redis connections and subscribes to the
-//! events, then says so (`READY` on the hand-over socket); only then does
-//! the old process stop reading. The two subscriptions overlap, so no
+//! What a process started by a live upgrade does before the hand-over,
+//! while the old process still serves: it takes the connections' sockets
+//! sent ahead and registers them with its poll under their old keys; in
+//! cluster mode it opens its own Redis connections and subscribes to the
+//! events. Then it says so (`READY` on the hand-over socket); only then
+//! does the old process stop reading. The two subscriptions overlap, so no
 //! event published meanwhile is missed: the new process keeps what it
 //! receives until its engine is restored, which skips those it had.
 
+use super::accept::EXTRA_SOCKETS;
 use super::bus::{self, Bus};
 use crate::engine::{BusInput, Input};
 use crate::server::clock::Clock;
 use crate::server::config::Config;
 use crate::server::redis::Event;
 use crate::server::redis::scripts::events_channel;
+use crate::server::upgrade::presend::{self, SocketId};
 use crate::server::upgrade::transport::READY;
-use mio::{Events, Poll};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -31,13 +37,35 @@ pub(crate) struct Early {
     events: Vec<Event>,
     /// The subscription was confirmed before the old process stopped.
     subscribed: bool,
+    /// The sockets sent ahead, registered under their keys.
+    pub(super) ahead: HashMap<SocketId, TcpStream>,
+    /// Keys of sockets sent ahead whose readiness the wait for Redis
+    /// took (edge-triggered: it does not come again); read at once.
+    pub(super) readable: Vec<usize>,
 }
 
 impl Early {
-    /// Starts what `config` needs before the hand-over; in cluster mode,
-    /// subscribes and tells the old process on `link`.
+    /// Starts what `config` needs before the hand-over: takes the sockets
+    /// sent ahead on `link`, subscribes in cluster mode, and tells the old
+    /// process.
     pub(crate) fn start(config: &Config, link: &UnixStream) -> io::Result<Early> {
         let poll = Poll::new()?;
+        let mut ahead = HashMap::new();
+        // A key past any the old process could have used is not taken:
+        // its connection is dropped when the document names it.
+        let keys = config.max_connections + EXTRA_SOCKETS;
+        presend::receive(link, |id, fd| {
+            let mut socket = TcpStream::from_std(std::net::TcpStream::from(fd));
+            let registered = (id.key < keys).then(|| {
+                poll.registry()
+                    .register(&mut socket, Token(id.key), Interest::READABLE)
+            });
+            match registered {
+                Some(Ok(())) => drop(ahead.insert(id, socket)),
+                Some(Err(e)) => log::warn!("upgrade: a socket sent ahead not registered: {e}"),
+                None => log::warn!("upgrade: a socket sent ahead under key {} dropped", id.key),
+            }
+        })?;
         let clock = Clock::start();
         let mut redis = bus::start(config, poll.registry(), clock.now_ms())?;
         let mut early = Early {
@@ -45,14 +73,16 @@ impl Early {
             redis: None,
             events: Vec::new(),
             subscribed: false,
+            ahead,
+            readable: Vec::new(),
         };
         if let Some(bus) = &mut redis {
             let channel = events_channel(&config.cluster.redis_prefix);
             bus.client.subscribe(channel, false, clock.now_ms());
             early.subscribe(bus, &clock)?;
-            (&*link).write_all(&[READY])?;
         }
         early.redis = redis;
+        (&*link).write_all(&[READY])?;
         Ok(early)
     }
 
@@ -79,7 +109,12 @@ impl Early {
             }
             let now = clock.now_ms();
             for event in ready.iter() {
-                bus.client.handle_event(self.poll.registry(), event, now);
+                match event.token() {
+                    t if bus.client.owns(t) => {
+                        bus.client.handle_event(self.poll.registry(), event, now);
+                    }
+                    Token(k) => self.readable.push(k),
+                }
             }
             if bus.client.next_deadline().is_some_and(|d| d <= now) {
                 bus.client.handle_timeout(self.poll.registry(), now);

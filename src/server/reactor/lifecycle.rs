@@ -153,7 +153,7 @@ impl Reactor {
             redis,
             upgrade_binary,
             upgrade_requested: false,
-            upgrade_query: None,
+            upgrade: None,
             handover_link: None,
         })
     }

@@ -122,8 +122,8 @@ pub(crate) struct Reactor {
     upgrade_binary: Option<std::path::PathBuf>,
     /// SIGUSR2 came: upgrade at the end of this turn.
     upgrade_requested: bool,
-    /// An upgrade's version query under way.
-    upgrade_query: Option<upgrade::VersionQuery>,
+    /// A live upgrade under way.
+    upgrade: Option<upgrade::Upgrade>,
     /// In a process started by a live upgrade, until it serves: the socket
     /// to tell the old process so.
     handover_link: Option<std::os::unix::net::UnixStream>,
@@ -167,7 +167,7 @@ impl Reactor {
             self.turn_output = 0;
             for event in events.iter() {
                 match event.token() {
-                    WAKER => {}
+                    WAKER | upgrade::LINK => {}
                     SIGNALS => self.on_signals(),
                     t if bus::REDIS.contains(&t) => self.on_redis(Some(event), now),
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),

@@ -15,7 +15,10 @@ use crate::server::connection::{Connection, Life};
 use crate::server::tls::TlsIdentity;
 use crate::server::upgrade::Handover;
 use crate::server::upgrade::handover::{ConnRecord, Phase};
-use mio::Token;
+use crate::server::upgrade::presend::SocketId;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -60,6 +63,8 @@ impl Reactor {
             }
             (None, _) => None,
         };
+        let ahead = std::mem::take(&mut early.ahead);
+        let readable = std::mem::take(&mut early.readable);
         let mut fds = fds.into_iter();
         let listeners = handover
             .listeners
@@ -79,9 +84,10 @@ impl Reactor {
         reactor.counters = handover.counters;
         reactor.counters.upgrades_done += 1;
         let now = reactor.clock.now_ms();
-        for (record, fd) in handover.conns.into_iter().zip(fds) {
-            reactor.take_conn(record, fd);
-        }
+        reactor.take_conns(handover.conns, ahead, fds);
+        reactor
+            .read_again
+            .extend(readable.into_iter().filter(|k| reactor.conns.contains(*k)));
         if reactor.redis.is_some() {
             // The old process's Redis connections are gone: a command
             // still without a reply fails, as on a lost connection. What
@@ -108,46 +114,87 @@ impl Reactor {
         Ok(reactor)
     }
 
-    /// Puts one handed-over connection back in the tables, to be flushed
-    /// in the first turn; one that cannot be registered is dropped (the
-    /// engine is told).
-    fn take_conn(&mut self, record: ConnRecord, fd: OwnedFd) {
-        let stream = mio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
-        let k = self.conns.vacant_entry().key();
-        self.next_serial += 1;
-        let registry = self.poll.registry();
+    /// Puts the handed-over connections back in the tables under their
+    /// keys, to be flushed in the first turn: each on its socket sent
+    /// ahead (registered already) or the next of `beside`. One without a
+    /// usable socket is dropped (the engine is told); sockets sent ahead
+    /// that no record names (closed since) are closed.
+    fn take_conns(
+        &mut self,
+        records: Vec<ConnRecord>,
+        mut ahead: HashMap<SocketId, TcpStream>,
+        mut beside: impl Iterator<Item = OwnedFd>,
+    ) {
         let max = self.config.max_message_size;
-        let open_id = match &record.phase {
-            Phase::WebSocket {
-                id,
-                life: Life::Open,
-                ..
-            } => Some(ConnId(*id)),
-            _ => None,
-        };
-        match Connection::resume(stream, record, self.next_serial, max, registry, Token(k)) {
-            Ok((conn, websocket)) => {
-                self.conns.insert(conn);
+        let mut conns = Vec::with_capacity(records.len());
+        let mut taken = HashSet::with_capacity(records.len());
+        for record in records {
+            let socket = match record.sent_ahead {
+                true => ahead
+                    .remove(&SocketId {
+                        key: record.key,
+                        serial: record.serial,
+                    })
+                    .ok_or_else(|| "its socket sent ahead is missing".to_string()),
+                false => self.register_beside(record.key, beside.next()),
+            };
+            let socket = socket.and_then(|socket| match taken.insert(record.key) {
+                true => Ok(socket),
+                false => Err(format!("key {} twice", record.key)),
+            });
+            match socket {
+                Ok(socket) => conns.push((record.key, Connection::resume(socket, record, max))),
+                Err(e) => {
+                    log::warn!("upgrade: a connection could not be taken over: {e}");
+                    if let Phase::WebSocket {
+                        id,
+                        life: Life::Open,
+                        ..
+                    } = record.phase
+                    {
+                        self.closed.push(ConnId(id));
+                    }
+                }
+            }
+        }
+        for (_, mut closed) in ahead {
+            let _ = self.poll.registry().deregister(&mut closed);
+        }
+        let keys: Vec<usize> = conns.iter().map(|(k, _)| *k).collect();
+        self.conns = conns
+            .into_iter()
+            .map(|(k, (conn, websocket))| {
                 if let Some((id, life)) = websocket
                     && !matches!(life, Life::Finished { .. })
                 {
                     self.tokens.insert(id, k);
                 }
-                let conn = &mut self.conns[k];
-                let pending = conn
-                    .websocket()
-                    .map_or(0, |(_, codec, _)| codec.pending_input());
-                self.inbound.update(&mut conn.held.inbound, pending);
-                self.timers.watch(k, &self.conns[k]);
-                self.mark_dirty(k);
-            }
-            Err(e) => {
-                log::warn!("upgrade: a connection could not be taken over: {e}");
-                if let Some(id) = open_id {
-                    self.closed.push(id);
-                }
-            }
+                (k, conn)
+            })
+            .collect();
+        for k in keys {
+            let conn = &mut self.conns[k];
+            let pending = conn
+                .websocket()
+                .map_or(0, |(_, codec, _)| codec.pending_input());
+            self.inbound.update(&mut conn.held.inbound, pending);
+            self.timers.watch(k, &self.conns[k]);
+            self.mark_dirty(k);
         }
+    }
+
+    /// A socket that came beside the document, registered under `key`.
+    fn register_beside(&self, key: usize, fd: Option<OwnedFd>) -> Result<TcpStream, String> {
+        let fd = fd.ok_or("no socket for it")?;
+        let mut socket = TcpStream::from_std(std::net::TcpStream::from(fd));
+        if key >= self.config.max_connections + super::accept::EXTRA_SOCKETS {
+            return Err(format!("key {key} out of range"));
+        }
+        let registry = self.poll.registry();
+        registry
+            .register(&mut socket, Token(key), Interest::READABLE)
+            .map_err(|e| e.to_string())?;
+        Ok(socket)
     }
 
     /// In a process started by a live upgrade: tells the old process that

@@ -1,6 +1,7 @@
 //! The reactor's deadlines as data: a few named ones (the engine's next
 //! timeout, shutdown, releasing spare buffers, the journal's flush,
-//! retrying a paused accept, the Redis client's next deadline) and one per connection (request head, close
+//! retrying a paused accept, the Redis client's next deadline, a live
+//! upgrade's patience) and one per connection (request head, close
 //! grace), so the poll sleeps exactly until the earliest and a server with
 //! nothing to do never wakes up.
 
@@ -25,10 +26,12 @@ pub(super) enum Timer {
     /// The Redis client has something due (a reconnection, a probe, an
     /// answer overdue).
     Redis,
+    /// A live upgrade's new process has not taken the sockets yet.
+    Upgrade,
 }
 
 impl Timer {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     fn index(self) -> usize {
         self as usize

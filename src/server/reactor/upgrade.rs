@@ -1,46 +1,166 @@
 //! The old process's side of a live upgrade (SIGUSR2): ask the new binary
-//! which hand-over versions it reads (in a thread, serving meanwhile), close TLS connections with 1012,
-//! write the document, start the new binary, hand it the document and
-//! every descriptor, and exit once it serves. Anything failing before that
+//! which hand-over versions it reads (in a thread, serving meanwhile),
+//! start it and send it every connection's socket ahead (a little each
+//! turn, serving meanwhile), and once it says it has them: stop, close TLS
+//! connections with 1012, hand it the document and the descriptors not
+//! sent ahead, and exit once it serves. Anything failing before that
 //! refuses the upgrade with one log line: the process serves on, every
 //! descriptor still its own.
 
 use super::Reactor;
+use super::timers::Timer;
 use crate::protocol::close::CloseReason;
 use crate::server::clock::Clock;
 use crate::server::systemd;
 use crate::server::upgrade::handover::Handover;
+use crate::server::upgrade::presend::{Sender, SocketId};
+use crate::server::upgrade::transport::READY;
 use crate::server::upgrade::{HANDOVER_VERSION, child, transport};
-use std::os::fd::{AsFd, BorrowedFd};
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
+use std::process::Child;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-/// The answer of a version query run off the loop.
-pub(super) type VersionQuery = Receiver<Result<Vec<u32>, String>>;
+/// The hand-over socket's token while sockets are sent ahead.
+pub(super) const LINK: Token = Token(usize::MAX - 4);
+
+/// A live upgrade under way.
+pub(super) enum Upgrade {
+    /// The new binary is asked which hand-over versions it reads (in a
+    /// thread).
+    Query(Receiver<Result<Vec<u32>, String>>),
+    /// The new process runs and is sent the connections' sockets ahead
+    /// while this one serves; it says [`READY`] once it has them all.
+    Starting(Box<Starting>),
+}
+
+/// A new process taking the sockets sent ahead.
+pub(super) struct Starting {
+    child: Child,
+    /// The hand-over socket (non-blocking until the hand-over).
+    link: UnixStream,
+    sender: Sender,
+}
 
 impl Reactor {
-    /// Starts an upgrade asked for this turn, and carries one out once its
-    /// version query has answered; `true` if the new process serves now
-    /// (this one must stop at once, touching no socket).
+    /// Starts an upgrade asked for this turn, and moves one under way on;
+    /// `true` if the new process serves now (this one must stop at once,
+    /// touching no socket).
     pub(super) fn upgrade_if_requested(&mut self, now: u64) -> bool {
         if std::mem::take(&mut self.upgrade_requested) {
             self.start_upgrade();
         }
-        let Some(query) = &self.upgrade_query else {
-            return false;
-        };
-        let answer = match query.try_recv() {
-            Ok(answer) => answer,
-            Err(TryRecvError::Empty) => return false,
-            Err(TryRecvError::Disconnected) => Err("the version query stopped".into()),
-        };
-        self.upgrade_query = None;
-        if self.shutting_down {
-            log::info!("upgrade dropped: shutting down");
-            return false;
+        match self.upgrade.take() {
+            None => false,
+            Some(Upgrade::Query(query)) => {
+                let answer = match query.try_recv() {
+                    Ok(answer) => answer,
+                    Err(TryRecvError::Empty) => {
+                        self.upgrade = Some(Upgrade::Query(query));
+                        return false;
+                    }
+                    Err(TryRecvError::Disconnected) => Err("the version query stopped".into()),
+                };
+                if self.shutting_down {
+                    log::info!("upgrade dropped: shutting down");
+                    return false;
+                }
+                match answer.and_then(|versions| self.start_child(now, &versions)) {
+                    Ok(starting) => self.advance_upgrade(now, starting),
+                    Err(e) => {
+                        self.refuse(&e);
+                        false
+                    }
+                }
+            }
+            Some(Upgrade::Starting(starting)) => self.advance_upgrade(now, starting),
         }
-        match answer.and_then(|versions| self.hand_over(now, &versions)) {
-            Ok(pid) => {
+    }
+
+    /// Starts the new binary, which said it reads `versions`, with the
+    /// hand-over socket as its standard input; every plaintext
+    /// connection's socket is to be sent ahead.
+    fn start_child(&mut self, now: u64, versions: &[u32]) -> Result<Box<Starting>, String> {
+        let binary = self
+            .upgrade_binary
+            .clone()
+            .ok_or("no binary to upgrade to (set --upgrade-binary)")?;
+        if !versions.contains(&HANDOVER_VERSION) {
+            return Err(format!(
+                "{} reads hand-over versions {versions:?}, not {HANDOVER_VERSION}",
+                binary.display()
+            ));
+        }
+        let (link, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
+        let child = child::spawn(&binary, theirs)?;
+        let registered = link.set_nonblocking(true).and_then(|()| {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            let fd = link.as_raw_fd();
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), LINK, interest)
+        });
+        if let Err(e) = registered {
+            child::abandon(child);
+            return Err(format!("hand-over socket: {e}"));
+        }
+        let ids: Vec<SocketId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.is_tls())
+            .map(|(key, c)| SocketId {
+                key,
+                serial: c.serial(),
+            })
+            .collect();
+        log::info!(
+            "upgrade: pid {} started; sending it {} socket(s) ahead",
+            child.id(),
+            ids.len()
+        );
+        let patience = child::TAKEOVER_TIMEOUT.as_millis() as u64;
+        self.timers.set(Timer::Upgrade, now + patience);
+        Ok(Box::new(Starting {
+            child,
+            link,
+            sender: Sender::new(ids),
+        }))
+    }
+
+    /// Sends what the socket takes of the sockets ahead; once all are
+    /// sent and the new process is ready, hands over. `true` if the new
+    /// process serves now.
+    fn advance_upgrade(&mut self, now: u64, mut starting: Box<Starting>) -> bool {
+        let ready = if self.shutting_down {
+            Err("shutting down".to_string())
+        } else if self.timers.fire(Timer::Upgrade, now) {
+            Err(format!(
+                "the new process did not take the sockets within {:?}",
+                child::TAKEOVER_TIMEOUT
+            ))
+        } else {
+            self.send_ahead(&mut starting)
+        };
+        match ready {
+            Ok(false) => {
+                self.upgrade = Some(Upgrade::Starting(starting));
+                return false;
+            }
+            Ok(true) => {}
+            Err(e) => {
+                self.end_sending_ahead(&starting);
+                child::abandon(starting.child);
+                self.refuse(&e);
+                return false;
+            }
+        }
+        self.end_sending_ahead(&starting);
+        let pid = starting.child.id();
+        match self.hand_over(now, &starting) {
+            Ok(()) => {
                 log::info!("upgrade: pid {pid} serves now; exiting");
                 systemd::notify_main_pid(pid);
                 // The new process appends to the journal from here on.
@@ -48,10 +168,48 @@ impl Reactor {
                 true
             }
             Err(e) => {
+                child::abandon(starting.child);
                 self.refuse(&e);
                 false
             }
         }
+    }
+
+    /// Sends what the socket takes; `Ok(true)` once everything is sent
+    /// and the new process said it is ready.
+    fn send_ahead(&mut self, starting: &mut Starting) -> Result<bool, String> {
+        let conns = &self.conns;
+        let socket_of = |id: SocketId| {
+            let conn = conns.get(id.key)?;
+            (conn.serial() == id.serial && !conn.is_tls()).then(|| conn.socket())
+        };
+        let exited = |e: &io::Error| match child::exited(e) {
+            true => child::EXITED.to_string(),
+            false => format!("sending the sockets ahead: {e}"),
+        };
+        if !starting
+            .sender
+            .advance(&starting.link, socket_of)
+            .map_err(|e| exited(&e))?
+        {
+            return Ok(false);
+        }
+        let mut word = [0u8; 1];
+        match (&starting.link).read(&mut word) {
+            Ok(1) if word[0] == READY => Ok(true),
+            Ok(0) => Err(child::EXITED.into()),
+            Ok(_) => Err("the new process said something else".into()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(exited(&e)),
+        }
+    }
+
+    /// The hand-over socket leaves the poll (and blocks again).
+    fn end_sending_ahead(&mut self, starting: &Starting) {
+        self.timers.clear(Timer::Upgrade);
+        let fd = starting.link.as_raw_fd();
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        let _ = starting.link.set_nonblocking(false);
     }
 
     /// Asks the new binary which hand-over versions it reads, in a thread
@@ -61,7 +219,7 @@ impl Reactor {
         if self.shutting_down {
             return log::info!("upgrade not started: shutting down");
         }
-        if self.upgrade_query.is_some() {
+        if self.upgrade.is_some() {
             return log::info!("upgrade already under way");
         }
         systemd::notify_reloading();
@@ -79,7 +237,7 @@ impl Reactor {
                 }
             });
         match spawned {
-            Ok(_) => self.upgrade_query = Some(rx),
+            Ok(_) => self.upgrade = Some(Upgrade::Query(rx)),
             Err(e) => self.refuse(&format!("no thread for the version query: {e}")),
         }
     }
@@ -91,60 +249,34 @@ impl Reactor {
         systemd::notify_ready();
     }
 
-    /// The upgrade itself, once the new binary said it reads `versions`;
-    /// the new process's pid once it serves.
-    fn hand_over(&mut self, now: u64, versions: &[u32]) -> Result<u32, String> {
-        let binary = self
-            .upgrade_binary
-            .clone()
-            .ok_or("no binary to upgrade to (set --upgrade-binary)")?;
-        if !versions.contains(&HANDOVER_VERSION) {
-            return Err(format!(
-                "{} reads hand-over versions {versions:?}, not {HANDOVER_VERSION}",
-                binary.display()
-            ));
-        }
-        // Started while this process still serves: it starts up, then
-        // waits for the hand-over on its standard input.
-        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
-        let started = child::spawn(&binary, theirs)?;
-        let pid = started.id();
+    /// The hand-over itself, once the new process has the sockets sent
+    /// ahead: stop, send the document and the other descriptors, wait
+    /// until it serves.
+    fn hand_over(&mut self, now: u64, starting: &Starting) -> Result<(), String> {
+        let pid = starting.child.id();
         let stopped_wall_ms = Clock::wall_ms();
-        // In cluster mode the new process subscribes to Redis's events
-        // before this one stops reading them (the loop waits: part of the
-        // pause).
-        let ready = match self.redis {
-            Some(_) => child::await_ready(&ours, child::TAKEOVER_TIMEOUT),
-            None => Ok(()),
-        };
-        let result = ready
-            .and_then(|()| self.stop_for_handover(now, stopped_wall_ms))
-            .and_then(|(document, keys)| {
-                let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
-                let conns = keys.iter().map(|&k| self.conns[k].socket());
-                let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
-                transport::send(&ours, &document.encode(), &fds).map_err(|e| {
-                    match child::exited(&e) {
-                        true => child::EXITED.to_string(),
-                        false => format!("hand-over to pid {pid}: {e}"),
-                    }
-                })
-            })
-            .and_then(|()| child::await_serving(&ours, child::TAKEOVER_TIMEOUT));
-        if let Err(e) = result {
-            child::abandon(started);
-            return Err(e);
-        }
-        Ok(pid)
+        let (document, keys) = self.stop_for_handover(now, stopped_wall_ms, &starting.sender)?;
+        let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
+        let conns = keys.iter().map(|&k| self.conns[k].socket());
+        let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
+        transport::send(&starting.link, &document.encode(), &fds).map_err(
+            |e| match child::exited(&e) {
+                true => child::EXITED.to_string(),
+                false => format!("hand-over to pid {pid}: {e}"),
+            },
+        )?;
+        child::await_serving(&starting.link, child::TAKEOVER_TIMEOUT)
     }
 
     /// Stops serving for the hand-over: TLS connections closed, the
     /// journal flushed; returns the document and the slab keys of the
-    /// connections it names, in its order.
+    /// connections whose sockets go beside it (not `sent` ahead), in its
+    /// order.
     fn stop_for_handover(
         &mut self,
         now: u64,
         stopped_wall_ms: u64,
+        sent: &Sender,
     ) -> Result<(Handover, Vec<usize>), String> {
         // Time went on while Redis was waited for: the engine is never
         // given an earlier time than it had.
@@ -160,7 +292,7 @@ impl Reactor {
             ),
             None => None,
         };
-        Ok(self.handover_document(now, stopped_wall_ms, journal_len))
+        Ok(self.handover_document(now, stopped_wall_ms, journal_len, sent))
     }
 
     /// Closes every TLS WebSocket with 1012 (rustls cannot hand its
@@ -189,20 +321,31 @@ impl Reactor {
         self.flush_dirty(now);
     }
 
-    /// The document, and the slab keys of the connections it names, in
-    /// its order (every plaintext one).
+    /// The document (naming every plaintext connection), and the slab
+    /// keys of those whose sockets go beside it, in its order.
     fn handover_document(
         &self,
         now: u64,
         stopped_wall_ms: u64,
         journal_len: Option<u64>,
+        sent: &Sender,
     ) -> (Handover, Vec<usize>) {
-        let (keys, conns) = self
+        let mut beside = Vec::new();
+        let conns = self
             .conns
             .iter()
             .filter(|(_, c)| !c.is_tls())
-            .map(|(k, c)| (k, c.record()))
-            .unzip();
+            .map(|(key, c)| {
+                let ahead = sent.was_sent(SocketId {
+                    key,
+                    serial: c.serial(),
+                });
+                if !ahead {
+                    beside.push(key);
+                }
+                c.record(key, ahead)
+            })
+            .collect();
         let document = Handover {
             version: HANDOVER_VERSION,
             engine: self.engine.save(),
@@ -216,6 +359,6 @@ impl Reactor {
             counters: self.counters,
             bus_in_flight: self.redis.as_ref().map_or(Vec::new(), |b| b.in_flight()),
         };
-        (document, keys)
+        (document, beside)
     }
 }

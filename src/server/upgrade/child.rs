@@ -3,7 +3,7 @@
 //! waiting for its word that it serves, and (in the new process) taking
 //! that socket back.
 
-use super::transport::{READY, SERVING};
+use super::transport::SERVING;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -99,29 +99,17 @@ pub fn spawn(binary: &Path, socket: UnixStream) -> Result<Child, String> {
 
 /// Waits at most `timeout` for the new process's word that it serves.
 pub fn await_serving(stream: &UnixStream, timeout: Duration) -> Result<(), String> {
-    await_word(stream, SERVING, timeout, "serve")
-}
-
-/// Waits at most `timeout` for the new process's word that it has
-/// subscribed (cluster mode).
-pub fn await_ready(stream: &UnixStream, timeout: Duration) -> Result<(), String> {
-    await_word(stream, READY, timeout, "subscribe to Redis")
-}
-
-/// Waits at most `timeout` for the byte `word` from the new process,
-/// which should `what` by then.
-fn await_word(stream: &UnixStream, word: u8, timeout: Duration, what: &str) -> Result<(), String> {
     stream
         .set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     let mut byte = [0u8; 1];
     match (&*stream).read(&mut byte) {
-        Ok(1) if byte[0] == word => Ok(()),
+        Ok(1) if byte[0] == SERVING => Ok(()),
         Ok(0) => Err(EXITED.into()),
         Err(e) if exited(&e) => Err(EXITED.into()),
         Ok(_) => Err("the new process said something else".into()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
-            Err(format!("the new process did not {what} within {timeout:?}"))
+            Err(format!("the new process did not serve within {timeout:?}"))
         }
         Err(e) => Err(format!("waiting for the new process: {e}")),
     }
@@ -177,8 +165,6 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let e = await_serving(&a, Duration::from_millis(50)).unwrap_err();
         assert!(e.contains("did not serve"), "{e}");
-        let e = await_ready(&a, Duration::from_millis(50)).unwrap_err();
-        assert!(e.contains("did not subscribe"), "{e}");
         drop(b);
         let e = await_serving(&a, Duration::from_millis(50)).unwrap_err();
         assert!(e.contains("exited"), "{e}");

@@ -1,8 +1,9 @@
 //! The hand-over document: everything a new process needs besides the
-//! descriptors to go on exactly where the old one stopped. Descriptors
-//! travel beside it ([`super::transport`]): the listeners' first, in
-//! [`Handover::listeners`]' order, then the connections', in
-//! [`Handover::conns`]' order.
+//! descriptors to go on exactly where the old one stopped. Most
+//! connections' descriptors were sent ahead ([`super::presend`]); the
+//! rest travel beside the document ([`super::transport`]): the listeners'
+//! first, in [`Handover::listeners`]' order, then those of the
+//! connections not sent ahead, in [`Handover::conns`]' order.
 
 use crate::protocol::websocket::State as CodecState;
 use crate::server::connection::Life;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// The version of the document this build writes.
-pub const HANDOVER_VERSION: u32 = 1;
+pub const HANDOVER_VERSION: u32 = 2;
 
 /// The versions of the document this build reads (printed by
 /// `roomd handover-versions`).
@@ -53,9 +54,16 @@ pub struct Handover {
     pub bus_in_flight: Vec<u64>,
 }
 
-/// One connection (its descriptor travels beside the document).
+/// One connection.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConnRecord {
+    /// Its slab key, which the new process keeps (its token).
+    pub key: usize,
+    /// Its serial in the old process.
+    pub serial: u64,
+    /// Its descriptor was sent ahead ([`super::presend`]) under this key
+    /// and serial; otherwise it travels beside the document.
+    pub sent_ahead: bool,
     /// The peer's address.
     pub peer: SocketAddr,
     /// Where it is in its life.
@@ -142,9 +150,10 @@ impl Handover {
         Ok(handover)
     }
 
-    /// How many descriptors travel with it.
+    /// How many descriptors travel with it (those not sent ahead).
     pub fn descriptors(&self) -> usize {
-        self.listeners.len() + self.conns.len()
+        let beside = self.conns.iter().filter(|c| !c.sent_ahead).count();
+        self.listeners.len() + beside
     }
 }
 
@@ -181,6 +190,9 @@ mod tests {
             listeners: vec![false, true],
             conns: vec![
                 ConnRecord {
+                    key: 0,
+                    serial: 1,
+                    sent_ahead: false,
                     peer: "127.0.0.1:9".parse().unwrap(),
                     phase: Phase::Request {
                         buf: b"GET / HT".to_vec(),
@@ -188,6 +200,9 @@ mod tests {
                     },
                 },
                 ConnRecord {
+                    key: 4,
+                    serial: 3,
+                    sent_ahead: true,
                     peer: "[::1]:9".parse().unwrap(),
                     phase: Phase::WebSocket {
                         id: 3,
@@ -212,7 +227,7 @@ mod tests {
     #[test]
     fn a_document_reads_back_and_other_versions_are_refused() {
         let doc = sample();
-        assert_eq!(doc.descriptors(), 4);
+        assert_eq!(doc.descriptors(), 3, "one sent ahead");
         assert_eq!(Handover::decode(&doc.encode()), Ok(doc.clone()));
         let other = Handover { version: 99, ..doc };
         let e = Handover::decode(&other.encode()).unwrap_err();

@@ -2,8 +2,9 @@
 //! length-prefixed bytes, then the descriptors with `SCM_RIGHTS` in chunks
 //! of at most [`FD_CHUNK`] (each chunk's count as 4 bytes of data it rides
 //! on), received as `OwnedFd` (close-on-exec). Then one byte back,
-//! [`SERVING`], when the new process serves (in cluster mode, [`READY`]
-//! comes back first, before the document is sent).
+//! [`SERVING`], when the new process serves ([`READY`] comes back
+//! first, once it has the sockets sent ahead, before the document is
+//! sent).
 //!
 //! Through rustix: `sendmsg`/`recvmsg` with ancillary data would otherwise
 //! take `unsafe`.
@@ -26,8 +27,9 @@ const MAX_DOCUMENT: u64 = 4 << 30;
 /// The byte the new process sends once it serves.
 pub const SERVING: u8 = b'S';
 
-/// The byte a new process in cluster mode sends once it has subscribed to
-/// Redis's events, before the document (the old process waits for it).
+/// The byte a new process sends once it has the sockets sent ahead (and,
+/// in cluster mode, has subscribed to Redis's events): the old process
+/// stops then.
 pub const READY: u8 = b'R';
 
 /// Sends `document`, then `fds`.
@@ -36,16 +38,9 @@ pub fn send(stream: &UnixStream, document: &[u8], fds: &[BorrowedFd<'_>]) -> io:
     writer.write_all(&(document.len() as u64).to_le_bytes())?;
     writer.write_all(&(fds.len() as u64).to_le_bytes())?;
     writer.write_all(document)?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
     for chunk in fds.chunks(FD_CHUNK) {
         let count = (chunk.len() as u32).to_le_bytes();
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        if !control.push(SendAncillaryMessage::ScmRights(chunk)) {
-            return Err(io::Error::other("descriptor chunk too large"));
-        }
-        let iov = [IoSlice::new(&count)];
-        let n = sendmsg(stream, &iov, &mut control, SendFlags::empty())?;
-        // The descriptors went with the first byte; the rest is data.
+        let n = send_chunk(stream, &count, chunk)?;
         writer.write_all(&count[n..])?;
     }
     Ok(())
@@ -65,36 +60,59 @@ pub fn receive(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut document = vec![0u8; len as usize];
     reader.read_exact(&mut document)?;
     let mut fds = Vec::new();
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
     while (fds.len() as u64) < count {
-        let mut head = [0u8; 4];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let got = {
-            let mut iov = [IoSliceMut::new(&mut head)];
-            recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?
-        };
-        if got.bytes == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-            return Err(io::Error::other("descriptors truncated"));
-        }
-        reader.read_exact(&mut head[got.bytes..])?;
-        let before = fds.len();
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(received) = message {
-                fds.extend(received);
-            }
-        }
-        let expected = u32::from_le_bytes(head) as usize;
-        if fds.len() - before != expected {
+        let (expected, received) = receive_chunk(stream)?;
+        if received.len() != expected as usize {
             return Err(io::Error::other(format!(
                 "{} descriptors came where {expected} were sent",
-                fds.len() - before
+                received.len()
             )));
         }
+        fds.extend(received);
     }
     Ok((document, fds))
+}
+
+/// Sends one chunk: `data` (its first 4 bytes a count) with `fds`
+/// riding on its first byte. The number of bytes the socket took (at
+/// least one, the descriptors with it); the caller writes the rest.
+pub fn send_chunk(stream: &UnixStream, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    if !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other("descriptor chunk too large"));
+    }
+    Ok(sendmsg(
+        stream,
+        &[IoSlice::new(data)],
+        &mut control,
+        SendFlags::empty(),
+    )?)
+}
+
+/// Receives one chunk's 4-byte count and the descriptors that rode on it.
+pub fn receive_chunk(stream: &UnixStream) -> io::Result<(u32, Vec<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FD_CHUNK))];
+    let mut head = [0u8; 4];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = {
+        let mut iov = [IoSliceMut::new(&mut head)];
+        recvmsg(stream, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?
+    };
+    if got.bytes == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    if got.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+        return Err(io::Error::other("descriptors truncated"));
+    }
+    (&*stream).read_exact(&mut head[got.bytes..])?;
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    Ok((u32::from_le_bytes(head), fds))
 }
 
 #[cfg(test)]
