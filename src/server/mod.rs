@@ -94,11 +94,14 @@ impl Server {
     pub fn take_over(config: Config, link: std::os::unix::net::UnixStream) -> io::Result<Server> {
         let early = reactor::Early::start(&config, &link)?;
         let (document, fds) = upgrade::transport::receive(&link)?;
-        let handover = upgrade::Handover::decode(&document)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let (rest, engine) = upgrade::Handover::split(&document).map_err(invalid)?;
+        let handover = upgrade::Handover::decode(rest).map_err(invalid)?;
+        let engine = crate::engine::Engine::restore(engine)
+            .map_err(|e| invalid(format!("hand-over: {e}")))?;
         let tls_needed = handover.listeners.contains(&true);
-        let (tls, verifier) = Self::load_keys_for(&config, tls_needed)?;
-        let reactor = reactor::Reactor::resume(config, handover, fds, tls, verifier, link, early)?;
+        let keys = Self::load_keys_for(&config, tls_needed)?;
+        let reactor = reactor::Reactor::resume(config, handover, engine, fds, keys, link, early)?;
         Ok(Server { reactor })
     }
 

@@ -18,7 +18,6 @@ use crate::server::upgrade::presend::{self, SocketId};
 use crate::server::upgrade::transport::READY;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
-use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -37,8 +36,8 @@ pub(crate) struct Early {
     events: Vec<Event>,
     /// The subscription was confirmed before the old process stopped.
     subscribed: bool,
-    /// The sockets sent ahead, registered under their keys.
-    pub(super) ahead: HashMap<SocketId, TcpStream>,
+    /// The sockets sent ahead, registered under their keys, in key order.
+    pub(super) ahead: Vec<(SocketId, Option<TcpStream>)>,
     /// Keys of sockets sent ahead whose readiness the wait for Redis
     /// took (edge-triggered: it does not come again); read at once.
     pub(super) readable: Vec<usize>,
@@ -50,7 +49,7 @@ impl Early {
     /// process.
     pub(crate) fn start(config: &Config, link: &UnixStream) -> io::Result<Early> {
         let poll = Poll::new()?;
-        let mut ahead = HashMap::new();
+        let mut ahead = Vec::new();
         // A key past any the old process could have used is not taken:
         // its connection is dropped when the document names it.
         let keys = config.max_connections + EXTRA_SOCKETS;
@@ -61,11 +60,13 @@ impl Early {
                     .register(&mut socket, Token(id.key), Interest::READABLE)
             });
             match registered {
-                Some(Ok(())) => drop(ahead.insert(id, socket)),
+                Some(Ok(())) => ahead.push((id, Some(socket))),
                 Some(Err(e)) => log::warn!("upgrade: a socket sent ahead not registered: {e}"),
                 None => log::warn!("upgrade: a socket sent ahead under key {} dropped", id.key),
             }
         })?;
+        // In key order as sent; sorted in case they were not.
+        ahead.sort_by_key(|(id, _)| id.key);
         let clock = Clock::start();
         let mut redis = bus::start(config, poll.registry(), clock.now_ms())?;
         let mut early = Early {

@@ -18,7 +18,6 @@ use crate::server::upgrade::handover::{ConnRecord, Phase};
 use crate::server::upgrade::presend::SocketId;
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -29,15 +28,16 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl Reactor {
-    /// A reactor that goes on from `handover`, whose descriptors are `fds`
-    /// (listeners first); `link` is told once it serves
-    /// ([`Self::confirm_serving`]).
+    /// A reactor that goes on from `handover` and its `engine`, whose
+    /// descriptors besides those sent ahead are `fds` (listeners first),
+    /// with `keys` (the TLS identity and the token verifier); `link` is
+    /// told once it serves ([`Self::confirm_serving`]).
     pub fn resume(
         config: Config,
         handover: Handover,
+        engine: Engine,
         fds: Vec<OwnedFd>,
-        tls: Option<TlsIdentity>,
-        verifier: Option<Verifier>,
+        keys: (Option<TlsIdentity>, Option<Verifier>),
         link: UnixStream,
         mut early: Early,
     ) -> io::Result<Self> {
@@ -48,7 +48,6 @@ impl Reactor {
                 handover.descriptors()
             )));
         }
-        let engine = Engine::restore(&handover.engine).map_err(invalid)?;
         let engine_ready = engine.stats().cluster.is_some_and(|c| c.ready);
         let bus_inputs = early.inputs(engine_ready);
         let clock = Clock::resume(handover.now_ms);
@@ -78,6 +77,7 @@ impl Reactor {
             journal,
             early: Some(early),
         };
+        let (tls, verifier) = keys;
         let mut reactor = Self::assemble(config, listeners, tls, verifier, parts)?;
         reactor.next_id = handover.next_id;
         reactor.next_serial = handover.next_serial;
@@ -117,33 +117,43 @@ impl Reactor {
     /// Puts the handed-over connections back in the tables under their
     /// keys, to be flushed in the first turn: each on its socket sent
     /// ahead (registered already) or the next of `beside`. One without a
-    /// usable socket is dropped (the engine is told); sockets sent ahead
-    /// that no record names (closed since) are closed.
+    /// usable socket is dropped (the engine is told), as is one out of
+    /// key order (the old process lists them in order: a key that does not
+    /// grow is a key twice); sockets sent ahead that no record names
+    /// (closed since) are closed.
     fn take_conns(
         &mut self,
         records: Vec<ConnRecord>,
-        mut ahead: HashMap<SocketId, TcpStream>,
+        mut ahead: Vec<(SocketId, Option<TcpStream>)>,
         mut beside: impl Iterator<Item = OwnedFd>,
     ) {
         let max = self.config.max_message_size;
         let mut conns = Vec::with_capacity(records.len());
-        let mut taken = HashSet::with_capacity(records.len());
+        let mut last_key = None;
         for record in records {
-            let socket = match record.sent_ahead {
-                true => ahead
-                    .remove(&SocketId {
-                        key: record.key,
-                        serial: record.serial,
-                    })
-                    .ok_or_else(|| "its socket sent ahead is missing".to_string()),
-                false => self.register_beside(record.key, beside.next()),
+            let id = SocketId {
+                key: record.key,
+                serial: record.serial,
             };
-            let socket = socket.and_then(|socket| match taken.insert(record.key) {
-                true => Ok(socket),
-                false => Err(format!("key {} twice", record.key)),
-            });
+            // Taken whatever happens: the next record's is the next one.
+            let fd = (!record.sent_ahead).then(|| beside.next());
+            let socket = match fd {
+                _ if last_key.is_some_and(|last| last >= id.key) => {
+                    Err(format!("key {} out of order", id.key))
+                }
+                Some(fd) => self.register_beside(id.key, fd),
+                None => ahead
+                    .binary_search_by_key(&id.key, |(a, _)| a.key)
+                    .ok()
+                    .filter(|&i| ahead[i].0 == id)
+                    .and_then(|i| ahead[i].1.take())
+                    .ok_or_else(|| "its socket sent ahead is missing".to_string()),
+            };
             match socket {
-                Ok(socket) => conns.push((record.key, Connection::resume(socket, record, max))),
+                Ok(socket) => {
+                    last_key = Some(id.key);
+                    conns.push((id.key, Connection::resume(socket, record, max)));
+                }
                 Err(e) => {
                     log::warn!("upgrade: a connection could not be taken over: {e}");
                     if let Phase::WebSocket {
@@ -157,7 +167,7 @@ impl Reactor {
                 }
             }
         }
-        for (_, mut closed) in ahead {
+        for mut closed in ahead.into_iter().filter_map(|(_, s)| s) {
             let _ = self.poll.registry().deregister(&mut closed);
         }
         let keys: Vec<usize> = conns.iter().map(|(k, _)| *k).collect();

@@ -134,9 +134,13 @@ impl Reactor {
     /// sent and the new process is ready, hands over. `true` if the new
     /// process serves now.
     fn advance_upgrade(&mut self, now: u64, mut starting: Box<Starting>) -> bool {
-        let ready = if self.shutting_down {
-            Err("shutting down".to_string())
-        } else if self.timers.fire(Timer::Upgrade, now) {
+        if self.shutting_down {
+            self.end_sending_ahead(&starting);
+            child::abandon(starting.child);
+            log::info!("upgrade dropped: shutting down");
+            return false;
+        }
+        let ready = if self.timers.fire(Timer::Upgrade, now) {
             Err(format!(
                 "the new process did not take the sockets within {:?}",
                 child::TAKEOVER_TIMEOUT
@@ -255,29 +259,27 @@ impl Reactor {
     fn hand_over(&mut self, now: u64, starting: &Starting) -> Result<(), String> {
         let pid = starting.child.id();
         let stopped_wall_ms = Clock::wall_ms();
-        let (document, keys) = self.stop_for_handover(now, stopped_wall_ms, &starting.sender)?;
+        let (bytes, keys) = self.stop_for_handover(now, stopped_wall_ms, &starting.sender)?;
         let listeners = self.listeners.iter().map(|l| l.socket.as_fd());
         let conns = keys.iter().map(|&k| self.conns[k].socket());
         let fds: Vec<BorrowedFd<'_>> = listeners.chain(conns).collect();
-        transport::send(&starting.link, &document.encode(), &fds).map_err(
-            |e| match child::exited(&e) {
-                true => child::EXITED.to_string(),
-                false => format!("hand-over to pid {pid}: {e}"),
-            },
-        )?;
+        transport::send(&starting.link, &bytes, &fds).map_err(|e| match child::exited(&e) {
+            true => child::EXITED.to_string(),
+            false => format!("hand-over to pid {pid}: {e}"),
+        })?;
         child::await_serving(&starting.link, child::TAKEOVER_TIMEOUT)
     }
 
     /// Stops serving for the hand-over: TLS connections closed, the
-    /// journal flushed; returns the document and the slab keys of the
-    /// connections whose sockets go beside it (not `sent` ahead), in its
-    /// order.
+    /// journal flushed; returns the document's bytes (the engine's state
+    /// with them) and the slab keys of the connections whose sockets go
+    /// beside it (not `sent` ahead), in its order.
     fn stop_for_handover(
         &mut self,
         now: u64,
         stopped_wall_ms: u64,
         sent: &Sender,
-    ) -> Result<(Handover, Vec<usize>), String> {
+    ) -> Result<(Vec<u8>, Vec<usize>), String> {
         // Time went on while Redis was waited for: the engine is never
         // given an earlier time than it had.
         self.drain_bus();
@@ -292,7 +294,8 @@ impl Reactor {
             ),
             None => None,
         };
-        Ok(self.handover_document(now, stopped_wall_ms, journal_len, sent))
+        let (document, beside) = self.handover_document(now, stopped_wall_ms, journal_len, sent);
+        Ok((document.encode(&self.engine.save()), beside))
     }
 
     /// Closes every TLS WebSocket with 1012 (rustls cannot hand its
@@ -348,7 +351,6 @@ impl Reactor {
             .collect();
         let document = Handover {
             version: HANDOVER_VERSION,
-            engine: self.engine.save(),
             now_ms: now,
             stopped_wall_ms,
             listeners: self.listeners.iter().map(|l| l.tls).collect(),

@@ -23,11 +23,6 @@ pub const HANDOVER_VERSIONS: [u32; 1] = [HANDOVER_VERSION];
 pub struct Handover {
     /// [`HANDOVER_VERSION`] of the writer.
     pub version: u32,
-    /// The engine's whole state ([`crate::engine::Engine::save`]): sent
-    /// after the rest as it is, not as a JSON string (escaping megabytes
-    /// of JSON would lengthen the pause).
-    #[serde(skip)]
-    pub engine: String,
     /// The reactor clock's `now_ms` when the old process stopped: the new
     /// clock goes on from there, so the engine's deadlines hold.
     pub now_ms: u64,
@@ -107,34 +102,44 @@ pub enum Phase {
 }
 
 impl Handover {
-    /// The document as bytes: the length of the rest as JSON (8 bytes,
-    /// little-endian), the rest as JSON, then the engine's state.
-    pub fn encode(&self) -> Vec<u8> {
+    /// The document as bytes, with the engine's state
+    /// ([`crate::engine::Engine::save`]): the length of the rest as JSON
+    /// (8 bytes, little-endian), the rest as JSON, then the engine's
+    /// state as it is (escaping megabytes of JSON into a string would
+    /// lengthen the pause).
+    pub fn encode(&self, engine: &str) -> Vec<u8> {
         // Plain data; serialising it cannot fail.
         let rest = serde_json::to_vec(self).unwrap_or_default();
-        let mut bytes = Vec::with_capacity(8 + rest.len() + self.engine.len());
+        let mut bytes = Vec::with_capacity(8 + rest.len() + engine.len());
         bytes.extend_from_slice(&(rest.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&rest);
-        bytes.extend_from_slice(self.engine.as_bytes());
+        bytes.extend_from_slice(engine.as_bytes());
         bytes
     }
 
-    /// A document from bytes; an error for anything else or for a version
-    /// this build does not read.
-    pub fn decode(bytes: &[u8]) -> Result<Handover, String> {
-        #[derive(Deserialize)]
-        struct Versioned {
-            version: u32,
-        }
+    /// [`Self::encode`]'s bytes apart: the rest (for [`Self::decode`])
+    /// and the engine's state (so that the two can be read at once).
+    pub fn split(bytes: &[u8]) -> Result<(&[u8], &str), String> {
         let (len, bytes) = bytes.split_at_checked(8).ok_or("a document too short")?;
         let len = u64::from_le_bytes(len.try_into().map_err(|_| "no length")?);
         let len = usize::try_from(len).map_err(|e| e.to_string())?;
         let (rest, engine) = bytes.split_at_checked(len).ok_or("a document cut short")?;
+        let engine = std::str::from_utf8(engine).map_err(|e| e.to_string())?;
+        Ok((rest, engine))
+    }
+
+    /// The document from the rest [`Self::split`] gave; an error for
+    /// anything else or for a version this build does not read.
+    pub fn decode(rest: &[u8]) -> Result<Handover, String> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
         let not_read = |version| format!("hand-over version {version} is not read");
         // Parsed once (a second pass for the version alone cost a few ms
         // of the pause); the version is looked at alone only to explain a
         // document that does not parse.
-        let mut handover: Handover = match serde_json::from_slice(rest) {
+        let handover: Handover = match serde_json::from_slice(rest) {
             Ok(handover) => handover,
             Err(e) => {
                 return Err(match serde_json::from_slice::<Versioned>(rest) {
@@ -146,7 +151,6 @@ impl Handover {
         if !HANDOVER_VERSIONS.contains(&handover.version) {
             return Err(not_read(handover.version));
         }
-        handover.engine = String::from_utf8(engine.to_vec()).map_err(|e| e.to_string())?;
         Ok(handover)
     }
 
@@ -184,7 +188,6 @@ mod tests {
     pub(crate) fn sample() -> Handover {
         Handover {
             version: HANDOVER_VERSION,
-            engine: r#"{"engine":"state \u00e9"}"#.into(),
             now_ms: 7,
             stopped_wall_ms: 8,
             listeners: vec![false, true],
@@ -228,21 +231,25 @@ mod tests {
     fn a_document_reads_back_and_other_versions_are_refused() {
         let doc = sample();
         assert_eq!(doc.descriptors(), 3, "one sent ahead");
-        assert_eq!(Handover::decode(&doc.encode()), Ok(doc.clone()));
+        let engine = r#"{"engine":"state \u00e9"}"#;
+        let bytes = doc.encode(engine);
+        let (rest, got) = Handover::split(&bytes).unwrap();
+        assert_eq!((Handover::decode(rest), got), (Ok(doc.clone()), engine));
         let other = Handover { version: 99, ..doc };
-        let e = Handover::decode(&other.encode()).unwrap_err();
+        let bytes = other.encode(engine);
+        let e = Handover::decode(Handover::split(&bytes).unwrap().0).unwrap_err();
         assert!(e.contains("99"), "{e}");
         // A later version whose document this build cannot parse: the
         // version is named, not the parse error.
-        let mut later = br#"{"version":7,"what":"new"}"#.to_vec();
-        let mut bytes = (later.len() as u64).to_le_bytes().to_vec();
-        bytes.append(&mut later);
-        let e = Handover::decode(&bytes).unwrap_err();
+        let e = Handover::decode(br#"{"version":7,"what":"new"}"#).unwrap_err();
         assert_eq!(e, "hand-over version 7 is not read");
         assert!(Handover::decode(b"not json").is_err());
-        assert!(Handover::decode(&[]).is_err());
-        let mut cut = sample().encode();
+        assert!(Handover::split(&[]).is_err());
+        let mut cut = sample().encode(engine);
         cut.truncate(20);
-        assert!(Handover::decode(&cut).is_err());
+        assert!(Handover::split(&cut).is_err());
+        let mut not_utf8 = sample().encode("");
+        not_utf8.push(0xff);
+        assert!(Handover::split(&not_utf8).is_err());
     }
 }

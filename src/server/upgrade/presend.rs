@@ -12,7 +12,6 @@
 //! name it, arrives; the new process then drops it.
 
 use super::transport::{FD_CHUNK, receive_chunk, send_chunk};
-use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -32,17 +31,19 @@ pub struct SocketId {
 pub struct Sender {
     ids: Vec<SocketId>,
     next: usize,
-    sent: HashSet<SocketId>,
+    /// Those sent, in key order.
+    sent: Vec<SocketId>,
     /// Bytes of the last chunk the socket did not take yet.
     unsent: Vec<u8>,
     ended: bool,
 }
 
 impl Sender {
-    /// A sender of the sockets `ids`, in order.
-    pub fn new(ids: Vec<SocketId>) -> Sender {
+    /// A sender of the sockets `ids`, in key order.
+    pub fn new(mut ids: Vec<SocketId>) -> Sender {
+        ids.sort_unstable_by_key(|id| id.key);
         Sender {
-            sent: HashSet::with_capacity(ids.len()),
+            sent: Vec::with_capacity(ids.len()),
             ids,
             next: 0,
             unsent: Vec::new(),
@@ -52,7 +53,8 @@ impl Sender {
 
     /// Whether the socket `id` was sent.
     pub fn was_sent(&self, id: SocketId) -> bool {
-        self.sent.contains(&id)
+        let at = self.sent.binary_search_by_key(&id.key, |s| s.key);
+        at.is_ok_and(|i| self.sent[i] == id)
     }
 
     /// Sends on `link` (non-blocking) as much as it takes; `socket_of`
