@@ -5,10 +5,10 @@
 //! Each file has one job: [`handover`] is the document (what is handed
 //! over besides descriptors), [`transport`] moves it and the descriptors
 //! over a Unix socket, [`presend`] sends the connections' sockets ahead
-//! while the old process still serves, [`child`] asks the new binary which versions it
-//! reads, starts it and waits for its word. The reactor's side (what it
-//! puts in the document and how it rebuilds from one) is in
-//! `crate::server::reactor::upgrade`.
+//! while the old process still serves, [`child`] asks the new binary
+//! which versions it reads, starts it and waits for its word. The
+//! reactor's side (what it puts in the document and how it rebuilds from
+//! one) is in `crate::server::reactor::{upgrade, early, resume}`.
 
 pub mod child;
 pub mod handover;
