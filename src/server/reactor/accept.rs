@@ -16,7 +16,13 @@ use std::io;
 
 /// Sockets beyond `--max-connections` still accepted so that they can be
 /// answered `503` (or HTTP endpoints) rather than left in the backlog.
-pub(super) const EXTRA_SOCKETS: usize = 1024;
+const EXTRA_SOCKETS: usize = 1024;
+
+/// The most sockets `config` lets the reactor hold: every slab key is
+/// below it.
+pub(super) fn socket_capacity(config: &crate::server::Config) -> usize {
+    config.max_connections + EXTRA_SOCKETS
+}
 
 impl Reactor {
     /// Accepts every connection queued on listener `i`. After a resource
@@ -66,7 +72,7 @@ impl Reactor {
                 None => return,
             };
             self.counters.accepted += 1;
-            if self.conns.len() >= self.config.max_connections + EXTRA_SOCKETS {
+            if self.conns.len() >= socket_capacity(&self.config) {
                 log::debug!("{peer}: too many sockets, dropped");
                 continue;
             }

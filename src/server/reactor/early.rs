@@ -7,7 +7,7 @@
 //! event published meanwhile is missed: the new process keeps what it
 //! receives until its engine is restored, which skips those it had.
 
-use super::accept::EXTRA_SOCKETS;
+use super::accept::socket_capacity;
 use super::bus::{self, Bus};
 use crate::engine::{BusInput, Input};
 use crate::server::clock::Clock;
@@ -17,8 +17,9 @@ use crate::server::redis::scripts::events_channel;
 use crate::server::upgrade::presend::{self, SocketId};
 use crate::server::upgrade::transport::READY;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Registry, Token};
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -50,19 +51,12 @@ impl Early {
     pub(crate) fn start(config: &Config, link: &UnixStream) -> io::Result<Early> {
         let poll = Poll::new()?;
         let mut ahead = Vec::new();
-        // A key past any the old process could have used is not taken:
-        // its connection is dropped when the document names it.
-        let keys = config.max_connections + EXTRA_SOCKETS;
+        let capacity = socket_capacity(config);
         presend::receive(link, |id, fd| {
-            let mut socket = TcpStream::from_std(std::net::TcpStream::from(fd));
-            let registered = (id.key < keys).then(|| {
-                poll.registry()
-                    .register(&mut socket, Token(id.key), Interest::READABLE)
-            });
-            match registered {
-                Some(Ok(())) => ahead.push((id, Some(socket))),
-                Some(Err(e)) => log::warn!("upgrade: a socket sent ahead not registered: {e}"),
-                None => log::warn!("upgrade: a socket sent ahead under key {} dropped", id.key),
+            match register_handed_over(poll.registry(), capacity, id.key, fd) {
+                Ok(socket) => ahead.push((id, Some(socket))),
+                // Its connection is dropped when the document names it.
+                Err(e) => log::warn!("upgrade: a socket sent ahead not taken: {e}"),
             }
         })?;
         // In key order as sent; sorted in case they were not.
@@ -156,4 +150,22 @@ impl Early {
         }
         inputs.into_iter().map(Input::Bus).collect()
     }
+}
+
+/// A handed-over socket, registered readable under `key` (which must be
+/// below `capacity`, as every key of the old process was).
+pub(super) fn register_handed_over(
+    registry: &Registry,
+    capacity: usize,
+    key: usize,
+    fd: OwnedFd,
+) -> Result<TcpStream, String> {
+    let mut socket = TcpStream::from_std(std::net::TcpStream::from(fd));
+    if key >= capacity {
+        return Err(format!("key {key} out of range"));
+    }
+    registry
+        .register(&mut socket, Token(key), Interest::READABLE)
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
 }

@@ -4,7 +4,8 @@
 //! that tells the old process it serves once it runs.
 
 use super::Reactor;
-use super::early::Early;
+use super::accept::socket_capacity;
+use super::early::{Early, register_handed_over};
 use super::lifecycle::Parts;
 use crate::engine::{BusInput, BusReply, ConnId, Engine, Input};
 use crate::journal::JournalWriter;
@@ -17,7 +18,6 @@ use crate::server::upgrade::Handover;
 use crate::server::upgrade::handover::{ConnRecord, Phase};
 use crate::server::upgrade::presend::SocketId;
 use mio::net::TcpStream;
-use mio::{Interest, Token};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -128,6 +128,7 @@ impl Reactor {
         mut beside: impl Iterator<Item = OwnedFd>,
     ) {
         let max = self.config.max_message_size;
+        let capacity = socket_capacity(&self.config);
         let mut conns = Vec::with_capacity(records.len());
         let mut last_key = None;
         for record in records {
@@ -136,18 +137,14 @@ impl Reactor {
                 serial: record.serial,
             };
             // Taken whatever happens: the next record's is the next one.
-            let fd = (!record.sent_ahead).then(|| beside.next());
-            let socket = match fd {
-                _ if last_key.is_some_and(|last| last >= id.key) => {
-                    Err(format!("key {} out of order", id.key))
-                }
-                Some(fd) => self.register_beside(id.key, fd),
-                None => ahead
-                    .binary_search_by_key(&id.key, |(a, _)| a.key)
-                    .ok()
-                    .filter(|&i| ahead[i].0 == id)
-                    .and_then(|i| ahead[i].1.take())
-                    .ok_or_else(|| "its socket sent ahead is missing".to_string()),
+            let beside = (!record.sent_ahead).then(|| beside.next());
+            let socket = if last_key.is_some_and(|last| last >= id.key) {
+                Err(format!("key {} out of order", id.key))
+            } else if let Some(fd) = beside {
+                let fd = fd.ok_or_else(|| "no socket for it".to_string());
+                fd.and_then(|fd| register_handed_over(self.poll.registry(), capacity, id.key, fd))
+            } else {
+                take_ahead(&mut ahead, id).ok_or_else(|| "its socket sent ahead is missing".into())
             };
             match socket {
                 Ok(socket) => {
@@ -193,20 +190,6 @@ impl Reactor {
         }
     }
 
-    /// A socket that came beside the document, registered under `key`.
-    fn register_beside(&self, key: usize, fd: Option<OwnedFd>) -> Result<TcpStream, String> {
-        let fd = fd.ok_or("no socket for it")?;
-        let mut socket = TcpStream::from_std(std::net::TcpStream::from(fd));
-        if key >= self.config.max_connections + super::accept::EXTRA_SOCKETS {
-            return Err(format!("key {key} out of range"));
-        }
-        let registry = self.poll.registry();
-        registry
-            .register(&mut socket, Token(key), Interest::READABLE)
-            .map_err(|e| e.to_string())?;
-        Ok(socket)
-    }
-
     /// In a process started by a live upgrade: tells the old process that
     /// this one serves (it exits then). `Ok(false)` in any other process.
     pub fn confirm_serving(&mut self) -> io::Result<bool> {
@@ -216,5 +199,14 @@ impl Reactor {
         crate::server::upgrade::child::confirm_serving(&link)?;
         log::info!("upgrade: serving as pid {}", std::process::id());
         Ok(true)
+    }
+}
+
+/// The socket sent ahead as `id`, if it came (each is taken once).
+fn take_ahead(ahead: &mut [(SocketId, Option<TcpStream>)], id: SocketId) -> Option<TcpStream> {
+    let i = ahead.binary_search_by_key(&id.key, |(a, _)| a.key).ok()?;
+    match ahead[i].0 == id {
+        true => ahead[i].1.take(),
+        false => None,
     }
 }
