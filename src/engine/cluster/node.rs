@@ -5,7 +5,6 @@
 use super::snapshot::Snapshot;
 use super::{BusCommand, BusInput, BusReply, ClusterPolicy, Event, global, local_of, node_of};
 use crate::engine::outbox::Cx;
-use crate::engine::route::Route;
 use crate::engine::{ConnId, ConnMap, Engine, Output};
 use crate::protocol::close::CloseReason;
 use crate::protocol::token::Identity;
@@ -743,15 +742,12 @@ impl Engine {
             .copied()
             .collect();
         gone.sort_unstable();
-        let mut came: Vec<(ConnId, &Route, &Member)> = snapshot
+        let mut came: Vec<(ConnId, Protocol, String, Member)> = snapshot
             .members()
             .filter(|(c, _, _)| !cluster.members.contains_key(c))
-            .collect();
-        came.sort_unstable_by_key(|(c, _, _)| *c);
-        let came: Vec<(ConnId, Protocol, String, Member)> = came
-            .into_iter()
             .map(|(c, r, m)| (c, r.protocol, r.path.clone(), m.clone()))
             .collect();
+        came.sort_unstable_by_key(|(c, ..)| *c);
         for conn in gone {
             self.apply_close(conn, now);
         }
